@@ -1,0 +1,38 @@
+# The two commands of the README: `make run` (the embedded default end to end) and `make test`.
+# Both set up .venv from the project's own pinned files first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup run test lint bench clean
+
+setup: $(VENV)/.installed
+
+# torch first, alone: `torch==2.13.0` takes the CPU wheel on this disk instead of a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==25.3
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+run: setup
+	$(BIN)/snakemake --cores $(CORES)
+
+test: setup
+	$(BIN)/ruff check climb scripts tests
+	$(BIN)/snakemake --lint
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check climb scripts tests
+	$(BIN)/snakemake --lint
+
+clean:
+	rm -rf results .snakemake

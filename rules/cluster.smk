@@ -1,0 +1,32 @@
+rule fit_kmeans:
+    input:
+        get_fit_embeddings,
+    output:
+        centroids="results/kmeans/centroids.npy",
+        report="results/kmeans/fit.json",
+    params:
+        settings=config["cluster"],
+        seed=config["seed"],
+    threads: 2
+    log:
+        "results/logs/fit_kmeans.log",
+    benchmark:
+        "results/benchmarks/fit_kmeans.tsv"
+    script:
+        "../scripts/fit_kmeans.py"
+
+
+rule assign_clusters:
+    input:
+        corpus="results/corpus/{shard}.parquet",
+        embeddings="results/embed/{shard}.npy",
+        centroids="results/kmeans/centroids.npy",
+    output:
+        "results/kmeans/assign/{shard}.parquet",
+    threads: 1
+    log:
+        "results/logs/assign_clusters/{shard}.log",
+    benchmark:
+        "results/benchmarks/assign_clusters/{shard}.tsv"
+    script:
+        "../scripts/assign_clusters.py"

@@ -1,0 +1,47 @@
+if not config["input"]["shards"]:
+
+    rule build_embedded_corpus:
+        output:
+            shards=expand(f"{EMBEDDED_DIR}/{{name}}.jsonl", name=list(SHARDS)),
+            manifest=f"{EMBEDDED_DIR}/manifest.json",
+        params:
+            settings=config["input"]["embedded"],
+            seed=config["seed"],
+        log:
+            "results/logs/build_embedded_corpus.log",
+        benchmark:
+            "results/benchmarks/build_embedded_corpus.tsv"
+        script:
+            "../scripts/build_embedded_corpus.py"
+
+
+rule ingest:
+    input:
+        get_shard_path,
+    output:
+        corpus="results/corpus/{shard}.parquet",
+        rejects="results/corpus/rejects/{shard}.jsonl",
+        counts="results/corpus/counts/{shard}.json",
+    params:
+        input_settings=config["input"],
+        settings=config["ingest"],
+    log:
+        "results/logs/ingest/{shard}.log",
+    benchmark:
+        "results/benchmarks/ingest/{shard}.tsv"
+    script:
+        "../scripts/ingest.py"
+
+
+rule summarize_corpus:
+    input:
+        counts=get_all("results/corpus/counts/{shard}.json"),
+        corpus=get_all("results/corpus/{shard}.parquet"),
+    output:
+        "results/corpus/summary.json",
+    log:
+        "results/logs/summarize_corpus.log",
+    benchmark:
+        "results/benchmarks/summarize_corpus.tsv"
+    script:
+        "../scripts/summarize_corpus.py"

@@ -1,0 +1,14 @@
+rule embed:
+    input:
+        "results/corpus/{shard}.parquet",
+    output:
+        "results/embed/{shard}.npy",
+    params:
+        settings=config["embed"],
+    threads: 2
+    log:
+        "results/logs/embed/{shard}.log",
+    benchmark:
+        "results/benchmarks/embed/{shard}.tsv"
+    script:
+        "../scripts/embed.py"

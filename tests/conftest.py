@@ -1,0 +1,61 @@
+"""Shared fixtures: the small test config is run once per session; other tests copy or dry-run against it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+CI_CONFIG = ROOT / "tests" / "configs" / "ci.yaml"
+BIN = Path(sys.executable).parent
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def shared_data(*parts: str) -> Path:
+    """A path under ../shared/data; skips the test where it is absent, fails instead when CI=true."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        message = f"{path} is absent (real test data lives in ../shared/data beside the repository)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path | None = CI_CONFIG, check: bool = True,
+              timeout: int = 1800) -> subprocess.CompletedProcess:
+    """Run the project's Snakefile in ``workdir`` with the test config; output captured."""
+    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir)]
+    if configfile is not None:
+        cmd += ["--configfile", str(configfile)]
+    cmd += list(args)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-5000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory) -> Path:
+    """The small test config run end to end, once per test session. Returns its workdir (read it, don't write)."""
+    workdir = tmp_path_factory.mktemp("pipeline")
+    snakemake(workdir, "--cores", "2")
+    return workdir
+
+
+@pytest.fixture
+def pipeline_copy(pipeline, tmp_path) -> Path:
+    """A private copy of the finished pipeline's workdir, for tests that rerun, kill or change things."""
+    dest = tmp_path / "run"
+    shutil.copytree(pipeline, dest, symlinks=True)
+    return dest
