@@ -36,6 +36,11 @@ def get_all(pattern):
     return expand(pattern, shard=list(SHARDS))
 
 
+def get_filter_lists():
+    """Id lists of documents removed after ingest (dedup, decontamination); applied when proxies sample and export reads."""
+    return []
+
+
 def get_final_outputs():
     """Everything `rule all` builds, stage by stage."""
     return [
