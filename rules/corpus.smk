@@ -3,6 +3,7 @@ if not config["input"]["shards"]:
     rule build_embedded_corpus:
         output:
             shards=expand(f"{EMBEDDED_DIR}/{{name}}.jsonl", name=list(SHARDS)),
+            heldout=f"{EMBEDDED_DIR}/heldout.jsonl",
             manifest=f"{EMBEDDED_DIR}/manifest.json",
         params:
             settings=config["input"]["embedded"],

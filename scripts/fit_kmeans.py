@@ -1,0 +1,17 @@
+from climb.kmeans import fit_kmeans
+from climb.log import log_to
+
+with log_to(snakemake.log[0]):
+    s = snakemake.params.settings
+    fit_kmeans(
+        list(snakemake.input),
+        snakemake.output.centroids,
+        snakemake.output.report,
+        k=s["k"],
+        sample_size=s["sample_size"],
+        niter=s["niter"],
+        nredo=s["nredo"],
+        seed=snakemake.params.seed,
+        gpu=s["gpu"],
+        threads=snakemake.threads,
+    )
