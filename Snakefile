@@ -1,12 +1,15 @@
 from snakemake.utils import min_version, validate
 
+from climb.config import check_config
+
 min_version("9.0")
 
 
 configfile: "config.yaml"
 
 
-validate(config, schema="climb/schemas/config.schema.yaml")
+check_config(config)  # names the key and what was expected
+validate(config, schema="climb/schemas/config.schema.yaml")  # fills in the defaults
 
 
 include: "rules/common.smk"

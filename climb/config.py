@@ -1,0 +1,52 @@
+"""Config checking with messages that name the key, before Snakemake's own `validate` fills in defaults."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config that does not match the schema; the message names every offending key."""
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        where = f"under {key}" if error.absolute_path else "at the top level"
+        names = ", ".join(f"{'.'.join([*map(str, error.absolute_path), e])}" for e in extra)
+        return f"unknown config key {names} {where}; allowed: {', '.join(allowed)}"
+    description = error.schema.get("description", "") if isinstance(error.schema, dict) else ""
+    expected = {k: v for k, v in error.schema.items() if k in ("type", "enum", "minimum", "maximum",
+                                                                "exclusiveMinimum", "exclusiveMaximum")}
+    hint = f" (expected {json.dumps(expected)}" + (f": {description.strip()}" if description else "") + ")"
+    return f"config key {key}: {error.message}{hint if expected or description else ''}"
+
+
+def check_config(config: dict[str, Any], schema_path: str | Path = SCHEMA_PATH) -> None:
+    """Raise :class:`ConfigError` listing every schema violation, each naming its key."""
+    schema = load_schema(schema_path)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        lines = "\n".join(f"  - {_describe(e)}" for e in errors)
+        raise ConfigError(f"invalid configuration ({len(errors)} problem(s)):\n{lines}")
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """sha256 of the config's canonical JSON (after defaults are filled in)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
