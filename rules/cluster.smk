@@ -12,6 +12,8 @@ rule fit_kmeans:
         "results/logs/fit_kmeans.log",
     benchmark:
         "results/benchmarks/fit_kmeans.tsv"
+    conda:
+        "../envs/gpu.yaml"
     script:
         "../scripts/fit_kmeans.py"
 
@@ -28,5 +30,7 @@ rule assign_clusters:
         "results/logs/assign_clusters/{shard}.log",
     benchmark:
         "results/benchmarks/assign_clusters/{shard}.tsv"
+    conda:
+        "../envs/cpu.yaml"
     script:
         "../scripts/assign_clusters.py"

@@ -12,6 +12,8 @@ if not config["input"]["shards"]:
             "results/logs/build_embedded_corpus.log",
         benchmark:
             "results/benchmarks/build_embedded_corpus.tsv"
+        conda:
+            "../envs/cpu.yaml"
         script:
             "../scripts/build_embedded_corpus.py"
 
@@ -24,12 +26,16 @@ rule ingest:
         rejects="results/corpus/rejects/{shard}.jsonl",
         counts="results/corpus/counts/{shard}.json",
     params:
-        input_settings=config["input"],
+        text_field=config["input"]["text_field"],
+        id_field=config["input"]["id_field"],
+        origin_field=config["input"]["origin_field"],
         settings=config["ingest"],
     log:
         "results/logs/ingest/{shard}.log",
     benchmark:
         "results/benchmarks/ingest/{shard}.tsv"
+    conda:
+        "../envs/cpu.yaml"
     script:
         "../scripts/ingest.py"
 
@@ -44,5 +50,7 @@ rule summarize_corpus:
         "results/logs/summarize_corpus.log",
     benchmark:
         "results/benchmarks/summarize_corpus.tsv"
+    conda:
+        "../envs/cpu.yaml"
     script:
         "../scripts/summarize_corpus.py"

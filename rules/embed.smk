@@ -10,5 +10,7 @@ rule embed:
         "results/logs/embed/{shard}.log",
     benchmark:
         "results/benchmarks/embed/{shard}.tsv"
+    conda:
+        "../envs/gpu.yaml"
     script:
         "../scripts/embed.py"

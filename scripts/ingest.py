@@ -2,16 +2,16 @@ from climb.ingest import ingest_shard
 from climb.log import log_to
 
 with log_to(snakemake.log[0]):
-    source, settings = snakemake.params.input_settings, snakemake.params.settings
+    settings = snakemake.params.settings
     ingest_shard(
         snakemake.input[0],
         snakemake.output.corpus,
         snakemake.output.rejects,
         snakemake.output.counts,
         shard=snakemake.wildcards.shard,
-        text_field=source["text_field"],
-        id_field=source["id_field"],
-        origin_field=source["origin_field"],
+        text_field=snakemake.params.text_field,
+        id_field=snakemake.params.id_field,
+        origin_field=snakemake.params.origin_field,
         max_chars=settings["max_chars"],
         on_too_long=settings["on_too_long"],
         drop_exact_duplicates=settings["drop_exact_duplicates"],
