@@ -5,7 +5,7 @@ from climb.config import check_config
 min_version("9.0")
 
 
-configfile: "config.yaml"
+configfile: f"{workflow.basedir}/config.yaml"  # the embedded default; --configfile merges on top
 
 
 check_config(config)  # names the key and what was expected
