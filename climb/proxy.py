@@ -177,7 +177,8 @@ def build_model(settings: dict, vocab_size: int, seed: int) -> Any:
     if settings["preset"] not in PRESETS:
         raise ProxyError(f"proxy.preset {settings['preset']!r} unknown; choose one of {sorted(PRESETS)}")
     fields = {**PRESETS[settings["preset"]], **settings.get("model_overrides", {})}
-    config = LlamaConfig(vocab_size=vocab_size, max_position_embeddings=settings["seq_len"], **fields)
+    positions = max(settings["seq_len"], settings.get("max_position_embeddings") or 0)
+    config = LlamaConfig(vocab_size=vocab_size, max_position_embeddings=positions, **fields)
     return LlamaForCausalLM(config)
 
 

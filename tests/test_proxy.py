@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from test_tokenize import WORDS, make_world, synthetic_docs
 
 from climb.io import write_json, write_parquet
 from climb.proxy import MixtureSampler, ProxyError, checkpoint_dir, lr_at, read_weights, train_proxy
 from climb.tokenizer import load_tokenizer
+from tests.test_tokenize import WORDS, make_world, synthetic_docs
 
 SETTINGS = {
-    "preset": "tiny", "model_overrides": {}, "init_from": None, "seq_len": 32, "batch_size": 8,
+    "preset": "tiny", "model_overrides": {}, "init_from": None, "seq_len": 32, "max_position_embeddings": None, "batch_size": 8,
     "micro_batch_size": 4, "tokens": 32 * 8 * 12, "lr": 3e-3, "min_lr_ratio": 0.1, "weight_decay": 0.1,
     "betas": [0.9, 0.95], "grad_clip": 1.0, "schedule": "cosine", "warmup_fraction": 0.1, "decay_fraction": 0.2,
     "nproc": 1, "device": "cpu", "checkpoint_every": 0,

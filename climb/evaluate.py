@@ -1,0 +1,242 @@
+"""Score a proxy with lm-eval on a target: named tasks, metrics, weights and signs -> one objective.
+
+Tasks come from lm-eval's stock tasks and from the project's own task YAMLs in ``climb/tasks/`` (plus any
+folders in ``evaluation.include_paths``). Local JSON tasks read their data from paths relative to the working
+directory; ``evaluation.data_files`` overrides them per task. The objective of a target is
+``sum(w * (m if higher_is_better else -m)) / sum(w)`` over its task metrics: higher is always better.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from climb.io import atomic_open, write_json
+
+log = logging.getLogger(__name__)
+
+TASKS_DIR = Path(__file__).resolve().parent / "tasks"
+KEPT_RESULT_KEYS = ("results", "groups", "group_subtasks", "versions", "n-shot", "higher_is_better", "n-samples")
+
+
+class EvaluationError(ValueError):
+    """A target, task or metric cannot be evaluated as configured."""
+
+
+def include_paths(settings: dict) -> list[str]:
+    """The project's task folder followed by the configured extra folders."""
+    return [str(TASKS_DIR), *settings.get("include_paths", [])]
+
+
+def target_tasks(targets: dict, target: str) -> list[dict]:
+    if target not in targets:
+        raise EvaluationError(f"target {target!r} is not configured (targets: {sorted(targets)})")
+    tasks = targets[target]["tasks"]
+    if not tasks:
+        raise EvaluationError(f"target {target!r} has no tasks")
+    return tasks
+
+
+def task_names(targets: dict, target: str | None = None) -> list[str]:
+    """Task (or group) names of one target, or of every configured target."""
+    names = [t["task"] for name in ([target] if target else sorted(targets)) for t in target_tasks(targets, name)]
+    return sorted(set(names))
+
+
+def _local_task_names(settings: dict) -> set[str]:
+    names = set()
+    for folder in include_paths(settings):
+        for path in Path(folder).rglob("*.yaml"):
+            match = re.search(r"^task:\s*(\S+)", path.read_text(encoding="utf-8"), re.MULTILINE)
+            if match:
+                names.add(match.group(1).strip("\"'"))
+    return names
+
+
+def task_manager(config: dict, names: list[str] | None = None) -> Any:
+    """lm-eval ``TaskManager`` over the project's task folders; stock tasks indexed only when a name needs them.
+
+    ``config`` is the whole pipeline config (its ``evaluation`` and ``targets`` sections are read); ``names``
+    defaults to every task of every configured target.
+    """
+    from lm_eval.tasks import TaskManager
+
+    settings = config["evaluation"]
+    names = task_names(config["targets"]) if names is None else names
+    need_defaults = bool(set(names) - _local_task_names(settings))
+    manager = TaskManager(include_path=include_paths(settings), include_defaults=need_defaults)
+    unknown = [n for n in names if n not in manager.all_tasks]
+    if unknown:
+        raise EvaluationError(f"unknown lm-eval task(s) {unknown}: not stock tasks and not in {include_paths(settings)}")
+    return manager
+
+
+def task_specs(config: dict, manager: Any, names: list[str]) -> list[str | dict]:
+    """Names, or full task configs where ``evaluation.data_files`` overrides a local task's data file."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    overrides = config["evaluation"].get("data_files", {})
+    specs: list[str | dict] = []
+    for name in names:
+        if name not in overrides:
+            specs.append(name)
+            continue
+        entry = manager.task_index.get(name)
+        if entry is None or entry.yaml_path is None:
+            raise EvaluationError(f"evaluation.data_files.{name}: {name} is not a task defined by a YAML file")
+        cfg = load_yaml(entry.yaml_path, resolve_func=True)
+        files = (cfg.get("dataset_kwargs") or {}).get("data_files")
+        if not isinstance(files, dict):
+            raise EvaluationError(f"evaluation.data_files.{name}: {entry.yaml_path} has no dataset_kwargs.data_files")
+        cfg["dataset_kwargs"] = {**cfg["dataset_kwargs"], "data_files": dict.fromkeys(files, str(overrides[name]))}
+        specs.append(cfg)
+    unused = set(overrides) - set(names)
+    if unused:
+        log.debug("data_files overrides for tasks not evaluated here: %s", sorted(unused))
+    return specs
+
+
+def load_tasks(config: dict, names: list[str] | None = None) -> dict[str, Any]:
+    """{leaf task name: lm-eval Task} for ``names`` (default: every configured target's tasks), overrides applied."""
+    names = task_names(config["targets"]) if names is None else names
+    manager = task_manager(config, names)
+    return manager.load(task_specs(config, manager, names))["tasks"]
+
+
+def objective(results: dict, tasks: list[dict]) -> tuple[float, dict[str, float]]:
+    """Signed weighted mean of the targets' metrics (higher is better) and each metric's value."""
+    values: dict[str, float] = {}
+    total = weight_sum = 0.0
+    for spec in tasks:
+        task, metric = spec["task"], spec["metric"]
+        scores = results.get(task)
+        if scores is None:
+            raise EvaluationError(f"lm-eval returned no results for task {task!r} (got {sorted(results)})")
+        key = metric if "," in metric else f"{metric},none"
+        if key not in scores:
+            raise EvaluationError(f"task {task!r} has no metric {key!r} (available: "
+                                  f"{sorted(k for k in scores if ',' in k and 'stderr' not in k)})")
+        value = float(scores[key])
+        values[f"{task}/{metric}"] = value
+        total += spec["weight"] * (value if spec["higher_is_better"] else -value)
+        weight_sum += spec["weight"]
+    if weight_sum <= 0:
+        raise EvaluationError("target task weights sum to 0")
+    return total / weight_sum, values
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str, sort_keys=True))
+
+
+def evaluate_proxy(proxy_dir: str, target: str, config: dict, out_path: str, seed: int) -> dict:
+    """Run lm-eval on the proxy for one target; write raw results, metric values and the objective."""
+    import torch
+    from lm_eval import simple_evaluate
+
+    settings = config["evaluation"]
+    tasks = target_tasks(config["targets"], target)
+    names = sorted({t["task"] for t in tasks})
+    manager = task_manager(config, names)
+    specs = task_specs(config, manager, names)
+    cuda = settings["device"] == "cuda" or (settings["device"] == "auto" and torch.cuda.is_available())
+    device = "cuda" if cuda else "cpu"
+    dtype = settings["dtype"] if settings["dtype"] != "auto" else ("bfloat16" if cuda else "float32")
+    random.seed(seed)
+    t0 = time.perf_counter()
+    raw = simple_evaluate(
+        model="hf",
+        model_args={"pretrained": proxy_dir, "dtype": dtype, "trust_remote_code": False},
+        tasks=specs,
+        batch_size=settings["batch_size"],
+        device=device,
+        limit=settings["limit"],
+        bootstrap_iters=settings["bootstrap_iters"],
+        log_samples=False,
+        task_manager=manager,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
+    )
+    seconds = time.perf_counter() - t0
+    if raw is None:
+        raise EvaluationError("lm-eval returned nothing (not rank 0?)")
+    results = {**raw.get("results", {}), **raw.get("groups", {})}
+    value, metrics = objective(results, tasks)
+    report = {
+        "target": target,
+        "objective": value,
+        "metrics": metrics,
+        "tasks": tasks,
+        "lm_eval": _jsonable({k: raw[k] for k in KEPT_RESULT_KEYS if k in raw}),
+        "seconds": round(seconds, 3),
+    }
+    write_json(out_path, report)
+    log.info("target %s: objective %.5f %s (%.1f s)", target, value, metrics, seconds)
+    return report
+
+
+def build_heldout_tasks(heldout_path: str, bpb_path: str, mc_path: str, settings: dict, seed: int) -> dict:
+    """Data of the embedded default's local tasks, from held-out documents of ``settings['topic']``.
+
+    ``bpb_path``: up to ``max_docs`` documents of the topic (``text``). ``mc_path``: up to ``mc_items`` items, each
+    the beginning of a topic document (``context``, cut at a word boundary near ``context_chars``), its true
+    continuation and ``mc_choices - 1`` continuations of other held-out documents of the same topic, shuffled,
+    with the index of the true one in ``label``.
+    """
+    docs = []
+    with open(heldout_path, encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                docs.append((str(row["id"]), str(row["text"]), str(row["topic"])))
+            except (json.JSONDecodeError, KeyError) as err:
+                raise EvaluationError(f"{heldout_path} line {line_no}: expected JSON with id, text, topic ({err!r})") from err
+    topic = settings["topic"]
+    chosen = sorted((d for d in docs if d[2] == topic), key=lambda d: d[0])
+    if len(chosen) < 2:
+        topics = sorted({d[2] for d in docs})
+        raise EvaluationError(f"{heldout_path}: {len(chosen)} held-out documents of topic {topic!r} "
+                              f"(evaluation.heldout.topic); topics present: {topics}")
+    rng = random.Random(f"{seed}/heldout/{topic}")
+    rng.shuffle(chosen)
+    bpb = [{"id": i, "text": t[: settings["max_chars"]]} for i, t, _ in chosen[: settings["max_docs"]]]
+    cut = settings["context_chars"]
+    span = settings["continuation_chars"]
+
+    def split(text: str) -> tuple[str, str] | None:
+        at = text.rfind(" ", 0, cut)
+        if at <= cut // 3:
+            return None
+        rest = text[at:]
+        end = rest.rfind(" ", 0, span)
+        if end <= 0:
+            return None
+        return text[:at], rest[:end]
+
+    pieces = [(i, s) for i, t, _ in chosen if (s := split(t)) is not None]
+    n_choices = settings["mc_choices"]
+    if len(pieces) < n_choices:
+        raise EvaluationError(f"{heldout_path}: only {len(pieces)} documents of topic {topic!r} are long enough "
+                              f"for {n_choices}-way continuation items (context_chars {cut})")
+    items = []
+    for k, (doc_id, (context, true)) in enumerate(pieces[: settings["mc_items"]]):
+        others = [p[1][1] for j, p in enumerate(pieces) if j != k]
+        choices = [true, *rng.sample(others, n_choices - 1)]
+        rng.shuffle(choices)
+        items.append({"id": doc_id, "context": context, "choices": choices, "label": choices.index(true)})
+    for path, rows in ((bpb_path, bpb), (mc_path, items)):
+        with atomic_open(path, "w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+    summary = {"topic": topic, "bpb_docs": len(bpb), "mc_items": len(items)}
+    log.info("held-out tasks: %s", summary)
+    return summary
