@@ -16,6 +16,8 @@ include: "rules/common.smk"
 include: "rules/corpus.smk"
 include: "rules/embed.smk"
 include: "rules/cluster.smk"
+include: "rules/tokenize.smk"
+include: "rules/proxy.smk"
 
 
 rule all:

@@ -123,8 +123,9 @@ def objective(results: dict, tasks: list[dict]) -> tuple[float, dict[str, float]
                                   f"{sorted(k for k in scores if ',' in k and 'stderr' not in k)})")
         value = float(scores[key])
         values[f"{task}/{metric}"] = value
-        total += spec["weight"] * (value if spec["higher_is_better"] else -value)
-        weight_sum += spec["weight"]
+        weight = spec.get("weight", 1.0)
+        total += weight * (value if spec.get("higher_is_better", True) else -value)
+        weight_sum += weight
     if weight_sum <= 0:
         raise EvaluationError("target task weights sum to 0")
     return total / weight_sum, values
@@ -134,7 +135,7 @@ def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str, sort_keys=True))
 
 
-def evaluate_proxy(proxy_dir: str, target: str, config: dict, out_path: str, seed: int) -> dict:
+def evaluate_proxy(proxy_dir: str, target: str, config: dict, out_path: str, seed: int, threads: int | None = None) -> dict:
     """Run lm-eval on the proxy for one target; write raw results, metric values and the objective."""
     import torch
     from lm_eval import simple_evaluate
@@ -147,6 +148,8 @@ def evaluate_proxy(proxy_dir: str, target: str, config: dict, out_path: str, see
     cuda = settings["device"] == "cuda" or (settings["device"] == "auto" and torch.cuda.is_available())
     device = "cuda" if cuda else "cpu"
     dtype = settings["dtype"] if settings["dtype"] != "auto" else ("bfloat16" if cuda else "float32")
+    if threads and not cuda:
+        torch.set_num_threads(threads)
     random.seed(seed)
     t0 = time.perf_counter()
     raw = simple_evaluate(

@@ -41,10 +41,58 @@ def get_filter_lists():
     return []
 
 
+LOCAL_EVAL_DATA = {
+    "climb_heldout_bpb": "results/eval/heldout_bpb.jsonl",
+    "climb_heldout_mc": "results/eval/heldout_mc.jsonl",
+}
+
+
+def get_tokenizer_inputs(wildcards):
+    """The configured tokenizer folder, or the fit shards' corpus to train the BPE on (so a new shard changes nothing)."""
+    if config["tokenizer"]["path"]:
+        return [config["tokenizer"]["path"]]
+    return expand("results/corpus/{shard}.parquet", shard=get_fit_shards())
+
+
+def get_proxy_output(path):
+    """A proxy folder, marked temp() when proxies are deleted once all their scores exist."""
+    return temp(directory(path)) if config["proxy"]["delete_after_scoring"] else directory(path)
+
+
+def get_heldout_source(wildcards):
+    """Held-out documents (JSONL: id, text, topic) for the local evaluation tasks."""
+    path = config["evaluation"]["heldout"]["path"]
+    if path:
+        return path
+    if config["input"]["shards"]:
+        raise ValueError(
+            "evaluation.heldout.path is null but input.shards is set: the tasks climb_heldout_bpb / climb_heldout_mc "
+            "need held-out documents (JSONL with id, text, topic). Set evaluation.heldout.path, or give targets other tasks."
+        )
+    return f"{EMBEDDED_DIR}/heldout.jsonl"
+
+
+def get_eval_data(wildcards):
+    """Data files the target's local tasks read (built by build_eval_data, or given in evaluation.data_files)."""
+    targets = config["targets"]
+    if wildcards.target not in targets:
+        raise ValueError(f"target {wildcards.target!r} is not configured (targets: {sorted(targets)})")
+    overrides = config["evaluation"]["data_files"]
+    files = set()
+    for task in targets[wildcards.target]["tasks"]:
+        if task["task"] in overrides:
+            files.add(overrides[task["task"]])
+        elif task["task"] in LOCAL_EVAL_DATA:
+            files.add(LOCAL_EVAL_DATA[task["task"]])
+    return sorted(files)
+
+
 def get_final_outputs():
     """Everything `rule all` builds, stage by stage."""
     return [
         "results/corpus/summary.json",
         "results/kmeans/centroids.npy",
         *get_all("results/kmeans/assign/{shard}.parquet"),
+        *get_all("results/tokens/{shard}.idx.parquet"),
+        "results/tokens/prior.json",
     ]

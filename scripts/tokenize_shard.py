@@ -1,0 +1,12 @@
+from climb.log import log_to
+from climb.tokenize import tokenize_shard
+
+with log_to(snakemake.log[0]):
+    tokenize_shard(
+        snakemake.input.corpus,
+        snakemake.input.assign,
+        snakemake.input.tokenizer,
+        snakemake.output.bin,
+        snakemake.output.index,
+        batch_rows=snakemake.params.batch_rows,
+    )

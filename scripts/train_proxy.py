@@ -1,0 +1,17 @@
+from climb.log import log_to
+from climb.proxy import train_proxy
+
+with log_to(snakemake.log[0]):
+    train_proxy(
+        snakemake.input.weights,
+        list(snakemake.input.bins),
+        list(snakemake.input.index),
+        snakemake.input.superclusters,
+        list(snakemake.input.filters),
+        snakemake.input.tokenizer,
+        snakemake.output.proxy,
+        snakemake.output.training,
+        snakemake.params.settings,
+        seed=snakemake.params.seed,
+        threads=snakemake.threads,
+    )
