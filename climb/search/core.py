@@ -1,0 +1,191 @@
+"""The bi-level search as a library: round proposals, final mixtures, strategies, and a loop over any evaluator.
+
+The DAG (rules/search.smk) calls the same step functions one round at a time on files; ``run_search`` calls
+them in memory against any ``evaluator(weights (n, D)) -> observed objective (n,)`` (higher is better), which
+is how the simulated-objective benchmark runs without training anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from climb.search.predictor import Predictor, PredictorSettings, fit_predictor
+from climb.search.sampling import (
+    Prior,
+    SamplerSettings,
+    caps_for,
+    derive_rng,
+    sample_local_batch,
+    sample_pool,
+    sample_prior_batch,
+    tv_distance,
+)
+
+STRATEGIES = ("climb", "regmix", "random", "natural", "uniform")
+Evaluator = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Everything the search needs besides the prior and the evaluator (the `search` config section)."""
+
+    rounds: Sequence[int] = (8, 4, 2)
+    candidates: int = 100_000
+    local_fraction: float = 0.5
+    local_centers: int = 8
+    local_concentration: float = 30.0
+    local_growth: float = 2.0
+    final: str = "argmax"
+    final_topk: int = 10
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    predictor: PredictorSettings = field(default_factory=PredictorSettings)
+
+    def __post_init__(self) -> None:
+        if not self.rounds or any(int(r) < 1 for r in self.rounds):
+            raise ValueError(f"search.rounds must be a non-empty list of positive sizes, got {list(self.rounds)}")
+        if self.rounds[0] < 2:
+            raise ValueError(f"search.rounds[0] must be >= 2 (the first predictor needs two points), got {self.rounds[0]}")
+        if self.final not in ("argmax", "topk_mean"):
+            raise ValueError(f"search.final must be 'argmax' or 'topk_mean', got {self.final!r}")
+        if not 0 <= self.local_fraction <= 1:
+            raise ValueError(f"search.local_fraction must be in [0, 1], got {self.local_fraction}")
+
+    @property
+    def budget(self) -> int:
+        return int(sum(self.rounds))
+
+
+def pool_size(settings: SearchSettings, strategies: Sequence[str]) -> int:
+    """Pool mixtures needed: round 1 for climb, the whole budget for the regmix / random baselines."""
+    if any(s in ("regmix", "random") for s in strategies):
+        return settings.budget
+    return int(settings.rounds[0])
+
+
+def candidates(prior: Prior, settings: SearchSettings, evaluated: np.ndarray, scores: np.ndarray,
+               round_index: int, rng: np.random.Generator, local: bool = True) -> np.ndarray:
+    """Candidate mixtures for a round (``round_index`` >= 1 is the 0-based index of the round being proposed).
+
+    A share (``1 - local_fraction``) comes from the prior over the whole simplex; the rest from Dirichlets
+    centred on the best evaluated mixtures, whose concentration grows each round: the search space narrows
+    around what has worked, while global draws keep the rest of the simplex in play.
+    """
+    n_total = int(settings.candidates)
+    n_local = int(round(n_total * settings.local_fraction)) if local and len(scores) else 0
+    parts = [sample_prior_batch(prior, n_total - n_local, settings.sampler, rng)]
+    if n_local:
+        order = np.argsort(-scores, kind="stable")[: settings.local_centers]
+        concentration = settings.local_concentration * settings.local_growth ** max(0, round_index - 1)
+        parts.append(sample_local_batch(evaluated[order], n_local, concentration, settings.sampler,
+                                        caps_for(prior, settings.sampler), rng))
+    return np.concatenate(parts, axis=0)
+
+
+def select_distinct(cands: np.ndarray, predicted: np.ndarray, n: int, evaluated: np.ndarray,
+                    min_distance: float) -> np.ndarray:
+    """The ``n`` best-predicted candidates, each at TV distance >= ``min_distance`` from everything evaluated and
+    from each other (greedy in predicted order)."""
+    order = np.argsort(-predicted, kind="stable")
+    chosen: list[np.ndarray] = []
+    taken = evaluated.copy() if len(evaluated) else np.zeros((0, cands.shape[1]))
+    for idx in order:
+        w = cands[idx]
+        if len(taken) and tv_distance(taken, w).min() < min_distance:
+            continue
+        chosen.append(w)
+        taken = np.vstack([taken, w[None, :]])
+        if len(chosen) == n:
+            break
+    if len(chosen) < n:
+        raise RuntimeError(
+            f"only {len(chosen)} of {n} candidates are at least {min_distance} (TV) from the evaluated mixtures and "
+            f"each other: raise search.candidates or lower search.dedup_distance")
+    return np.stack(chosen)
+
+
+def propose_round(prior: Prior, settings: SearchSettings, predictor: Predictor, evaluated: np.ndarray,
+                  scores: np.ndarray, round_index: int, seed: int, tag: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Round ``round_index`` (0-based, >= 1): its mixtures and their predicted scores."""
+    rng = derive_rng(seed, "propose", tag, round_index)
+    cands = candidates(prior, settings, evaluated, scores, round_index, rng)
+    predicted = predictor.predict(cands)
+    chosen = select_distinct(cands, predicted, int(settings.rounds[round_index]), evaluated,
+                             settings.sampler.dedup_distance)
+    return chosen, predictor.predict(chosen)
+
+
+def final_mixture(prior: Prior, settings: SearchSettings, predictor: Predictor, evaluated: np.ndarray,
+                  scores: np.ndarray, seed: int, tag: str = "", local: bool = True) -> tuple[np.ndarray, float]:
+    """The predicted-best mixture (argmax, or the mean of the top-k predictions) and its predicted score.
+
+    Candidates: fresh draws (global, plus local around the best evaluated when ``local``) and the evaluated
+    mixtures themselves.
+    """
+    rng = derive_rng(seed, "final", tag)
+    cands = candidates(prior, settings, evaluated, scores, len(settings.rounds), rng, local=local)
+    cands = np.concatenate([cands, evaluated], axis=0)
+    predicted = predictor.predict(cands)
+    if settings.final == "argmax":
+        w = cands[int(np.argmax(predicted))]
+    else:
+        top = np.argsort(-predicted, kind="stable")[: settings.final_topk]
+        w = cands[top].mean(axis=0)
+        w = w / w.sum()
+    return w, float(predictor.predict(w[None, :])[0])
+
+
+@dataclass
+class SearchResult:
+    strategy: str
+    weights: np.ndarray
+    predicted: float | None
+    evaluated: np.ndarray
+    scores: np.ndarray
+    round_of: np.ndarray
+    predictors: list[Predictor]
+
+
+def run_search(evaluator: Evaluator, prior: Prior, settings: SearchSettings, strategy: str = "climb",
+               seed: int = 0, pool: np.ndarray | None = None, cross_validate: bool = False) -> SearchResult:
+    """Run one strategy end to end against ``evaluator`` (observed objective, higher is better).
+
+    ``pool``: pre-sampled pool mixtures (the first ``pool_size`` rows are used); sampled from ``prior`` when
+    None, exactly as the DAG's pool is. Budgets: climb and regmix/random evaluate ``sum(rounds)`` mixtures;
+    natural and uniform evaluate nothing.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
+    d = prior.n_domains
+    if strategy == "natural":
+        return SearchResult(strategy, prior.share.copy(), None, np.zeros((0, d)), np.zeros(0), np.zeros(0, int), [])
+    if strategy == "uniform":
+        return SearchResult(strategy, np.full(d, 1.0 / d), None, np.zeros((0, d)), np.zeros(0), np.zeros(0, int), [])
+
+    n_pool = settings.budget if strategy in ("regmix", "random") else int(settings.rounds[0])
+    if pool is None:
+        pool = sample_pool(prior, n_pool, settings.sampler, seed)
+    if len(pool) < n_pool:
+        raise ValueError(f"pool has {len(pool)} mixtures, strategy {strategy} needs {n_pool}")
+    evaluated = np.asarray(pool[:n_pool], dtype=np.float64)
+    scores = np.asarray(evaluator(evaluated), dtype=np.float64)
+    round_of = np.zeros(n_pool, dtype=int)
+
+    if strategy == "random":
+        best = int(np.argmax(scores))
+        return SearchResult(strategy, evaluated[best], float(scores[best]), evaluated, scores, round_of, [])
+
+    predictors = [fit_predictor(evaluated, scores, settings.predictor, seed, cross_validate)]
+    if strategy == "climb":
+        for r in range(1, len(settings.rounds)):
+            chosen, _ = propose_round(prior, settings, predictors[-1], evaluated, scores, r, seed)
+            evaluated = np.concatenate([evaluated, chosen])
+            scores = np.concatenate([scores, np.asarray(evaluator(chosen), dtype=np.float64)])
+            round_of = np.concatenate([round_of, np.full(len(chosen), r)])
+            predictors.append(fit_predictor(evaluated, scores, settings.predictor, seed + r, cross_validate))
+    # regmix: one predictor over the prior pool, final candidates from the prior only (RegMix's recipe)
+    w, predicted = final_mixture(prior, settings, predictors[-1], evaluated, scores, seed, strategy,
+                                 local=strategy == "climb")
+    return SearchResult(strategy, w, predicted, evaluated, scores, round_of, predictors)

@@ -1,0 +1,110 @@
+"""The search library: sampling, proposals, final mixtures, strategies, and a reduced simulator benchmark."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from climb.search.core import SearchSettings, pool_size, run_search, select_distinct
+from climb.search.objectives import planted_objective
+from climb.search.sampling import Prior, SamplerSettings, project_caps, sample_pool, tv_distance
+
+PRIOR = Prior([f"sc{i}" for i in range(8)], np.array([40, 20, 10, 10, 8, 6, 4, 2], dtype=float))
+
+
+def test_pool_is_valid_seeded_and_prefix_stable():
+    settings = SamplerSettings(cap=4.0, min_weight=0.02, dedup_distance=0.05)
+    pool = sample_pool(PRIOR, 30, settings, seed=5)
+    assert pool.shape == (30, 8)
+    np.testing.assert_allclose(pool.sum(axis=1), 1.0)
+    assert ((pool == 0) | (pool >= 0.02 - 1e-12)).all()
+    from climb.search.sampling import tempered
+
+    caps = np.minimum(1, 4.0 * tempered(PRIOR.share, settings.temperature))
+    assert (pool <= caps + 1e-9).all()
+    for i in range(30):
+        assert tv_distance(np.delete(pool, i, axis=0), pool[i]).min() >= 0.05
+    np.testing.assert_array_equal(sample_pool(PRIOR, 12, settings, seed=5), pool[:12])
+    assert not np.allclose(sample_pool(PRIOR, 12, settings, seed=6), pool[:12])
+
+
+def test_pool_follows_the_prior_and_random_init_does_not():
+    dirichlet = sample_pool(PRIOR, 200, SamplerSettings(temperature=1.0, cap=None, min_weight=0.0), seed=0)
+    random = sample_pool(PRIOR, 200, SamplerSettings(init="random", min_weight=0.0), seed=0)
+    # the prior's largest domain gets most weight on average; uniform init is flat
+    assert np.argmax(dirichlet.mean(axis=0)) == 0
+    assert abs(dirichlet.mean(axis=0)[0] - 0.4) < 0.08
+    assert np.abs(random.mean(axis=0) - 1 / 8).max() < 0.04
+
+
+def test_project_caps_and_infeasible():
+    w = project_caps(np.array([0.7, 0.2, 0.1]), np.array([0.5, 0.5, 0.5]))
+    np.testing.assert_allclose(w, [0.5, 0.2 + 0.2 * 2 / 3, 0.1 + 0.2 / 3])
+    assert project_caps(np.array([0.9, 0.1, 0.0]), np.array([0.4, 0.4, 0.4])) is None
+    with pytest.raises(ValueError, match="search.cap"):
+        sample_pool(PRIOR, 2, SamplerSettings(cap=0.5), seed=0)
+
+
+def test_select_distinct_skips_evaluated_and_near_duplicates():
+    cands = np.array([[0.5, 0.5], [0.51, 0.49], [0.9, 0.1], [0.2, 0.8]])
+    pred = np.array([4.0, 3.0, 2.0, 1.0])
+    chosen = select_distinct(cands, pred, 2, np.array([[0.9, 0.1]]), 0.05)
+    np.testing.assert_allclose(chosen, [[0.5, 0.5], [0.2, 0.8]])
+    with pytest.raises(RuntimeError, match="search.candidates"):
+        select_distinct(cands, pred, 4, np.array([[0.9, 0.1]]), 0.05)
+
+
+def test_settings_reject_bad_values():
+    with pytest.raises(ValueError, match="search.rounds"):
+        SearchSettings(rounds=())
+    with pytest.raises(ValueError, match="search.final"):
+        SearchSettings(final="best")
+    with pytest.raises(ValueError, match="search.init"):
+        SamplerSettings(init="sobol")
+
+
+@pytest.mark.parametrize("strategy", ["climb", "regmix", "random", "natural", "uniform"])
+def test_strategies_budgets_and_outputs(strategy):
+    settings = SearchSettings(rounds=(12, 6, 4), candidates=2000)
+    calls = []
+
+    def evaluator(w):
+        calls.append(len(w))
+        return -((w - PRIOR.share[::-1]) ** 2).sum(axis=1)
+
+    result = run_search(evaluator, PRIOR, settings, strategy, seed=1)
+    assert result.weights.shape == (8,)
+    assert result.weights.sum() == pytest.approx(1.0)
+    assert (result.weights >= 0).all()
+    expected = {"climb": [12, 6, 4], "regmix": [22], "random": [22], "natural": [], "uniform": []}[strategy]
+    assert calls == expected
+    if strategy == "climb":
+        assert len(result.predictors) == 3
+        # proposals are distinct from each other and from the pool
+        ev = result.evaluated
+        for i in range(len(ev)):
+            assert tv_distance(np.delete(ev, i, axis=0), ev[i]).min() >= settings.sampler.dedup_distance - 1e-12
+    assert pool_size(settings, [strategy]) == (22 if strategy in ("regmix", "random") else 12)
+
+
+def test_climb_is_deterministic():
+    settings = SearchSettings(rounds=(10, 5), candidates=1000)
+    obj = planted_objective(0, n_domains=6)
+    a = run_search(obj.evaluator(np.random.default_rng(0)), obj.prior, settings, "climb", seed=3)
+    b = run_search(obj.evaluator(np.random.default_rng(0)), obj.prior, settings, "climb", seed=3)
+    np.testing.assert_array_equal(a.weights, b.weights)
+
+
+@pytest.mark.slow
+def test_reduced_benchmark_climb_has_lowest_regret():
+    """A reduced simulator benchmark (planted objective, 6 seeds, smaller candidate sets); the full one is
+    `python -m climb.search.bench`."""
+    from dataclasses import replace
+
+    from climb.search.bench import BASE, regrets
+
+    settings = replace(BASE, candidates=5000)
+    r = regrets(planted_objective, settings, ("climb", "regmix", "random"), range(6))
+    means = {k: float(v.mean()) for k, v in r.items()}
+    print(means)
+    assert means["climb"] < means["regmix"] and means["climb"] < means["random"]
