@@ -1,0 +1,143 @@
+"""Semantic deduplication inside k-means clusters (SemDeDup, Abbas et al. 2023).
+
+Near-duplicates land in the same cluster, so only pairs inside a cluster are compared. Clusters are
+split into ``n_groups`` groups (cluster ``c`` belongs to group ``c % n_groups``); one job per group reads
+the assignment and the memory-mapped embeddings of every shard but keeps only the rows of its clusters.
+
+Inside a cluster the documents are ranked by distance to the centroid (closest first, ties by id) and
+visited in that order: a document whose cosine similarity to an already kept document exceeds the threshold
+is removed, with the most similar earlier kept document named as the one it duplicates; otherwise it is kept.
+So every removed document has a kept representative above the threshold, and the choice is deterministic.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from climb.io import write_json, write_parquet
+
+log = logging.getLogger("climb.dedup")
+
+FILTER_SCHEMA = pa.schema([("id", pa.string()), ("reason", pa.string()), ("cluster", pa.int32()),
+                           ("duplicate_of", pa.string()), ("cosine", pa.float32())])
+
+
+class DedupError(ValueError):
+    """Assignments and embeddings do not fit together."""
+
+
+def cluster_group(cluster: np.ndarray | int, n_groups: int) -> np.ndarray | int:
+    """The dedup group of a cluster id."""
+    return cluster % n_groups
+
+
+def semdedup(vectors: np.ndarray, threshold: float, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy dedup of rows already in priority order (first = most preferred to keep).
+
+    Returns ``rep`` (index of the kept row each removed row duplicates, -1 for kept rows) and ``cos``
+    (that similarity, 0 for kept rows). Row j is removed iff some kept row i < j has cosine > threshold.
+    """
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    m = len(x)
+    rep = np.full(m, -1, dtype=np.int64)
+    cos = np.zeros(m, dtype=np.float32)
+    kept: list[np.ndarray] = []  # indices of kept rows, block by block
+    for start in range(0, m, block):
+        stop = min(start + block, m)
+        xb = x[start:stop]
+        nb = stop - start
+        best_prev = np.full(nb, -np.inf, dtype=np.float32)
+        arg_prev = np.full(nb, -1, dtype=np.int64)
+        if kept:
+            kept_idx = np.concatenate(kept)
+            sims = xb @ x[kept_idx].T
+            arg = sims.argmax(axis=1)
+            best_prev = sims[np.arange(nb), arg]
+            arg_prev = kept_idx[arg]
+        removed = best_prev > threshold
+        s_bb = xb @ xb.T
+        keep_in_block = np.zeros(nb, dtype=bool)
+        for i in range(nb):
+            if removed[i]:
+                continue
+            keep_in_block[i] = True
+            removed[i + 1 :] |= s_bb[i, i + 1 :] > threshold
+        # the most similar earlier kept row, within the block or before it
+        lower = np.tril(np.ones((nb, nb), dtype=bool), k=-1) & keep_in_block[None, :]
+        s_in = np.where(lower, s_bb, -np.inf)
+        arg_in = s_in.argmax(axis=1)
+        best_in = s_in[np.arange(nb), arg_in]
+        use_in = best_in > best_prev
+        block_rep = np.where(use_in, start + arg_in, arg_prev)
+        block_cos = np.where(use_in, best_in, best_prev)
+        gone = ~keep_in_block
+        rep[start:stop][gone] = block_rep[gone]
+        cos[start:stop][gone] = block_cos[gone]
+        kept.append(start + np.flatnonzero(keep_in_block))
+    return rep, cos
+
+
+def _read_group_rows(assign_paths: Sequence[str | Path], embed_paths: Sequence[str | Path], group: int,
+                     n_groups: int) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """ids, clusters, distances and float32 vectors of the group's rows, across all shards."""
+    if len(assign_paths) != len(embed_paths):
+        raise DedupError(f"{len(assign_paths)} assignment files but {len(embed_paths)} embedding files")
+    ids: list[str] = []
+    clusters, distances, vectors = [], [], []
+    for assign_path, embed_path in zip(assign_paths, embed_paths, strict=True):
+        table = pq.read_table(assign_path, columns=["id", "cluster", "distance"])
+        emb = np.load(embed_path, mmap_mode="r")
+        if emb.ndim != 2 or emb.shape[0] != table.num_rows:
+            raise DedupError(f"{embed_path}: shape {emb.shape} does not match the {table.num_rows} rows of "
+                             f"{assign_path}")
+        cluster = table.column("cluster").to_numpy()
+        rows = np.flatnonzero(cluster_group(cluster, n_groups) == group)
+        if len(rows) == 0:
+            continue
+        ids += table.column("id").take(pa.array(rows)).to_pylist()
+        clusters.append(cluster[rows])
+        distances.append(table.column("distance").to_numpy()[rows])
+        vectors.append(np.asarray(emb[rows], dtype=np.float32))
+        log.info("%s: %d of %d rows in group %d", assign_path, len(rows), table.num_rows, group)
+    if not ids:
+        return [], np.empty(0, np.int32), np.empty(0, np.float32), np.empty((0, 0), np.float32)
+    return ids, np.concatenate(clusters), np.concatenate(distances), np.concatenate(vectors)
+
+
+def dedup_group(assign_paths: Sequence[str | Path], embed_paths: Sequence[str | Path], group: int,
+                n_groups: int, threshold: float, output: str | Path, counts_output: str | Path,
+                block: int = 1024) -> int:
+    """Dedup the clusters of one group; write the filter list and per-cluster counts. Returns rows removed."""
+    ids, clusters, distances, vectors = _read_group_rows(assign_paths, embed_paths, group, n_groups)
+    members: dict[int, list[int]] = defaultdict(list)
+    for i, c in enumerate(clusters.tolist()):
+        members[c].append(i)
+    rows: list[dict] = []
+    counts = []
+    for c in sorted(members):
+        idx = members[c]
+        idx.sort(key=lambda i: (float(distances[i]), ids[i]))
+        order = np.array(idx, dtype=np.int64)
+        rep, cos = semdedup(vectors[order], threshold, block)
+        removed = np.flatnonzero(rep >= 0)
+        for j in removed.tolist():
+            doc, keep = ids[order[j]], ids[order[rep[j]]]
+            rows.append({"id": doc, "reason": f"near-duplicate of {keep} (cos {cos[j]:.3f})", "cluster": c,
+                         "duplicate_of": keep, "cosine": float(cos[j])})
+        counts.append({"cluster": c, "size": len(idx), "removed": len(removed)})
+        if len(removed):
+            log.info("cluster %d: %d of %d removed", c, len(removed), len(idx))
+    rows.sort(key=lambda r: (r["cluster"], r["id"]))
+    write_parquet(output, pa.Table.from_pylist(rows, schema=FILTER_SCHEMA))
+    write_json(counts_output, {"group": group, "n_groups": n_groups, "threshold": threshold,
+                               "size": len(ids), "removed": len(rows), "clusters": counts})
+    log.info("group %d of %d: %d of %d documents removed (threshold %.3f)", group, n_groups, len(rows),
+             len(ids), threshold)
+    return len(rows)
