@@ -11,7 +11,11 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup run test lint bench clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed slurm
+
+# `snakemake --profile slurm` looks the bare name up in ./slurm (then ~/.config/snakemake): link it here.
+slurm:
+	ln -sfn profiles/slurm slurm
 
 # torch first, alone: `torch==2.13.0` takes the CPU wheel on this disk instead of a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml requirements.lock
