@@ -18,6 +18,8 @@ include: "rules/embed.smk"
 include: "rules/cluster.smk"
 include: "rules/tokenize.smk"
 include: "rules/proxy.smk"
+include: "rules/quality.smk"
+include: "rules/superclusters.smk"
 
 
 rule all:

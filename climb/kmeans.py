@@ -50,24 +50,48 @@ def use_gpu(gpu: str) -> bool:
     return gpu != "no" and available
 
 
+def kmeans_plusplus_init(vectors: np.ndarray, k: int, seed: int, max_points: int = 50_000) -> np.ndarray:
+    """k-means++ seeds (Arthur & Vassilvitskii) from at most ``max_points`` sampled vectors.
+
+    Random initialisation lets small, tight clusters (boilerplate, spam) share a centroid with a neighbour;
+    k-means++ spreads the seeds so they get their own.
+    """
+    from sklearn.cluster import kmeans_plusplus
+
+    rng = np.random.default_rng(seed)
+    pool = vectors if len(vectors) <= max_points else vectors[np.sort(rng.choice(len(vectors), max_points, replace=False))]
+    centers, _ = kmeans_plusplus(pool, k, random_state=seed)
+    return np.ascontiguousarray(centers, dtype=np.float32)
+
+
 def fit_centroids(vectors: np.ndarray, k: int, niter: int = 25, nredo: int = 1, seed: int = 0,
-                  gpu: bool = False) -> tuple[np.ndarray, float]:
-    """Spherical k-means centroids (unit rows, float32) and the final objective."""
+                  gpu: bool = False, init: str = "kmeans++", init_max_points: int = 50_000) -> tuple[np.ndarray, float]:
+    """Spherical k-means centroids (unit rows, float32) and the objective, best of ``nredo`` runs."""
     import faiss
 
     n, d = vectors.shape
     if k > n:
         raise ValueError(f"cluster.k={k} is more than the {n} vectors sampled to fit on; lower cluster.k")
-    km = faiss.Kmeans(d, k, niter=niter, nredo=nredo, seed=seed, spherical=True, gpu=gpu, verbose=False,
-                      max_points_per_centroid=max(1, -(-n // k)), min_points_per_centroid=1)
-    km.train(vectors)
-    centroids = np.ascontiguousarray(km.centroids, dtype=np.float32)
+    best: tuple[np.ndarray, float] | None = None
+    for run in range(nredo):
+        run_seed = seed + 7919 * run
+        km = faiss.Kmeans(d, k, niter=niter, seed=run_seed, spherical=True, gpu=gpu, verbose=False,
+                          max_points_per_centroid=max(1, -(-n // k)), min_points_per_centroid=1)
+        start = kmeans_plusplus_init(vectors, k, run_seed, init_max_points) if init == "kmeans++" else None
+        km.train(vectors, init_centroids=start)
+        objective = float(km.obj[-1]) if len(km.obj) else float("nan")
+        log.info("k-means run %d/%d: objective %.4f", run + 1, nredo, objective)
+        if best is None or objective > best[1]:  # spherical: the objective is a sum of similarities
+            best = (np.array(km.centroids, dtype=np.float32), objective)
+    assert best is not None
+    centroids = np.ascontiguousarray(best[0])
     centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
-    return centroids, float(km.obj[-1]) if len(km.obj) else float("nan")
+    return centroids, best[1]
 
 
 def fit_kmeans(embedding_paths: list[str], centroids_path: str, report_path: str, k: int, sample_size: int,
-               niter: int = 25, nredo: int = 1, seed: int = 0, gpu: str = "auto", threads: int | None = None) -> None:
+               niter: int = 25, nredo: int = 1, seed: int = 0, gpu: str = "auto", init: str = "kmeans++",
+               init_max_points: int = 50_000, threads: int | None = None) -> None:
     """Fit k-means on a seeded sample of the given shards; write the centroids and a fit report."""
     import faiss
 
@@ -77,10 +101,10 @@ def fit_kmeans(embedding_paths: list[str], centroids_path: str, report_path: str
     vectors, per_shard = sample_vectors(embedding_paths, sample_size, seed)
     on_gpu = use_gpu(gpu)
     log.info("fitting k-means k=%d on %d vectors of dim %d (%s)", k, *vectors.shape, "GPU" if on_gpu else "CPU")
-    centroids, objective = fit_centroids(vectors, k, niter, nredo, seed, on_gpu)
+    centroids, objective = fit_centroids(vectors, k, niter, nredo, seed, on_gpu, init, init_max_points)
     save_npy(centroids_path, centroids)
     write_json(report_path, {"k": k, "dim": int(vectors.shape[1]), "sample": int(len(vectors)),
-                             "sample_per_shard": per_shard, "niter": niter, "nredo": nredo, "seed": seed,
+                             "sample_per_shard": per_shard, "niter": niter, "nredo": nredo, "seed": seed, "init": init,
                              "objective": round(objective, 6), "gpu": on_gpu})
     log.info("k-means fit in %.1f s, objective %.4f", time.perf_counter() - start, objective)
 

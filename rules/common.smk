@@ -87,12 +87,28 @@ def get_eval_data(wildcards):
     return sorted(files)
 
 
+def get_quality_models():
+    """One fastText classifier per configured quality criterion."""
+    return expand("results/quality/fasttext/{criterion}.bin", criterion=config["quality"]["criteria"])
+
+
+def get_quality_classifier_inputs(wildcards):
+    """The teacher's annotations to train on, or the configured pretrained models."""
+    classifier = config["quality"]["classifier"]
+    if classifier["source"] == "pretrained":
+        return {"pretrained": [classifier["pretrained"][c] for c in config["quality"]["criteria"] if c in classifier["pretrained"]]}
+    return {"annotations": "results/quality/annotations.parquet"}
+
+
 def get_final_outputs():
     """Everything `rule all` builds, stage by stage."""
     return [
         "results/corpus/summary.json",
         "results/kmeans/centroids.npy",
         *get_all("results/kmeans/assign/{shard}.parquet"),
+        "results/quality/metrics.json",
+        "results/clusters/stats.parquet",
+        "results/clusters/superclusters.json",
         *get_all("results/tokens/{shard}.idx.parquet"),
         "results/tokens/prior.json",
     ]

@@ -13,5 +13,7 @@ with log_to(snakemake.log[0]):
         nredo=s["nredo"],
         seed=snakemake.params.seed,
         gpu=s["gpu"],
+        init=s["init"],
+        init_max_points=s["init_max_points"],
         threads=snakemake.threads,
     )

@@ -1,0 +1,7 @@
+from climb.log import log_to
+from climb.merge import prune_and_merge
+
+with log_to(snakemake.log[0]):
+    prune_and_merge(list(snakemake.input.sums), snakemake.input.centroids, snakemake.output.stats,
+                    snakemake.output.superclusters, snakemake.params.criteria, snakemake.params.prune,
+                    snakemake.params.merge)
