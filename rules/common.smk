@@ -38,7 +38,47 @@ def get_all(pattern):
 
 def get_filter_lists():
     """Id lists of documents removed after ingest (dedup, decontamination); applied when proxies sample and export reads."""
-    return []
+    return get_dedup_lists() + get_decontam_lists()
+
+
+def get_dedup_n_groups():
+    """Dedup jobs: cluster c goes to group c mod n (no more groups than clusters)."""
+    return min(config["dedup"]["n_groups"], config["cluster"]["k"])
+
+
+def get_dedup_lists():
+    if not config["dedup"]["enabled"]:
+        return []
+    return expand("results/filter/dedup/{group}.parquet", group=range(get_dedup_n_groups()))
+
+
+def get_dedup_counts():
+    if not config["dedup"]["enabled"]:
+        return []
+    return expand("results/filter/dedup/counts/{group}.json", group=range(get_dedup_n_groups()))
+
+
+def get_decontam_lists():
+    if not config["decontam"]["enabled"]:
+        return []
+    return get_all("results/filter/decontam/{shard}.parquet")
+
+
+def get_decontam_tasks():
+    """Every task (or group) of every configured target, plus decontam.tasks."""
+    from climb.decontam import target_tasks
+
+    return sorted(set(target_tasks(config["targets"])) | set(config["decontam"]["tasks"]))
+
+
+def get_decontam_index_inputs(wildcards):
+    """Evaluation data the pipeline builds itself (results/...) that the decontaminated tasks read."""
+    from climb.decontam import task_data_files
+    from climb.evaluate import include_paths
+
+    files = task_data_files(get_decontam_tasks(), include_paths(config["evaluation"]),
+                            config["evaluation"]["data_files"])
+    return [f for f in files if f.startswith("results/")]
 
 
 LOCAL_EVAL_DATA = {
@@ -106,6 +146,7 @@ def get_final_outputs():
         "results/corpus/summary.json",
         "results/kmeans/centroids.npy",
         *get_all("results/kmeans/assign/{shard}.parquet"),
+        "results/filter/summary.json",
         "results/quality/metrics.json",
         "results/clusters/stats.parquet",
         "results/clusters/superclusters.json",

@@ -1,0 +1,88 @@
+# Filters applied after ingest (DESIGN.md): semantic dedup inside k-means clusters, one job per cluster group,
+# and decontamination against the configured targets' evaluation tasks, one job per shard. Each writes an id
+# list (`id`, `reason`); get_filter_lists() hands them to the proxies' sampler and to export.
+
+
+wildcard_constraints:
+    group=r"\d+",
+
+
+rule dedup:
+    input:
+        assign=get_all("results/kmeans/assign/{shard}.parquet"),
+        embed=get_all("results/embed/{shard}.npy"),
+    output:
+        filter="results/filter/dedup/{group}.parquet",
+        counts="results/filter/dedup/counts/{group}.json",
+    params:
+        n_groups=get_dedup_n_groups(),
+        threshold=config["dedup"]["threshold"],
+        block=config["dedup"]["block_rows"],
+    threads: 2
+    log:
+        "results/logs/filter/dedup/{group}.log",
+    benchmark:
+        "results/benchmarks/filter/dedup/{group}.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/dedup.py"
+
+
+rule decontam_index:
+    input:
+        get_decontam_index_inputs,
+    output:
+        index="results/filter/decontam_index/ngrams.parquet",
+        stats="results/filter/decontam_index/tasks.json",
+    params:
+        tasks=get_decontam_tasks(),
+        ngram=config["decontam"]["ngram"],
+        evaluation=config["evaluation"],
+        targets=config["targets"],
+    log:
+        "results/logs/filter/decontam_index.log",
+    benchmark:
+        "results/benchmarks/filter/decontam_index.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/decontam_index.py"
+
+
+rule decontam:
+    input:
+        corpus="results/corpus/{shard}.parquet",
+        index="results/filter/decontam_index/ngrams.parquet",
+    output:
+        "results/filter/decontam/{shard}.parquet",
+    params:
+        ngram=config["decontam"]["ngram"],
+        batch_rows=config["decontam"]["batch_rows"],
+    log:
+        "results/logs/filter/decontam/{shard}.log",
+    benchmark:
+        "results/benchmarks/filter/decontam/{shard}.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/decontam.py"
+
+
+rule filter_summary:
+    input:
+        counts=get_all("results/corpus/counts/{shard}.json"),
+        corpus=get_all("results/corpus/{shard}.parquet"),
+        dedup=get_dedup_lists(),
+        dedup_counts=get_dedup_counts(),
+        decontam=get_decontam_lists(),
+    output:
+        "results/filter/summary.json",
+    log:
+        "results/logs/filter/summary.log",
+    benchmark:
+        "results/benchmarks/filter/summary.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/filter_summary.py"
