@@ -1,0 +1,47 @@
+"""The embedded default (config.yaml as shipped): its corpus and what k-means makes of it."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+
+import pyarrow.parquet as pq
+import pytest
+
+SHARDS = [f"embedded-{i:03d}" for i in range(4)]
+
+
+def origins_and_clusters(workdir):
+    pairs = []
+    for shard in SHARDS:
+        origins = pq.read_table(workdir / "results" / "corpus" / f"{shard}.parquet", columns=["origin"])
+        clusters = pq.read_table(workdir / "results" / "kmeans" / "assign" / f"{shard}.parquet", columns=["cluster"])
+        pairs += zip(origins.column("origin").to_pylist(), clusters.column("cluster").to_pylist(), strict=True)
+    return pairs
+
+
+@pytest.mark.slow
+def test_embedded_default_size_and_labels(default_pipeline):
+    manifest = json.loads((default_pipeline / "results" / "embedded" / "manifest.json").read_text())
+    assert manifest["documents"] >= 3000
+    by_origin = manifest["by_origin"]
+    assert len([o for o in by_origin if o.startswith("natural/")]) >= 6
+    assert len([o for o in by_origin if o.startswith("planted/")]) >= 5
+    assert all(n == 400 for o, n in by_origin.items() if o.startswith("natural/")), by_origin
+
+
+@pytest.mark.slow
+def test_each_planted_kind_sits_in_clusters_it_dominates(default_pipeline):
+    """Each planted low-quality kind: most of its documents are in clusters where that kind is the majority."""
+    pairs = origins_and_clusters(default_pipeline)
+    members: dict[int, Counter] = defaultdict(Counter)
+    for origin, cluster in pairs:
+        members[cluster][origin] += 1
+    kinds = sorted({o for o, _ in pairs if o.startswith("planted/")})
+    report = {}
+    for kind in kinds:
+        total = sum(1 for o, _ in pairs if o == kind)
+        dominated = sum(count[kind] for count in members.values() if count[kind] > sum(count.values()) / 2)
+        report[kind] = dominated / total
+    print("share of each planted kind in clusters it dominates:", report)
+    assert all(share > 0.5 for share in report.values()), report
