@@ -53,6 +53,21 @@ def pipeline(tmp_path_factory) -> Path:
     return workdir
 
 
+# What the `default_pipeline` fixture builds of the embedded default (config.yaml); stages add their targets.
+DEFAULT_TARGETS = [
+    "results/corpus/summary.json",
+    *(f"results/kmeans/assign/embedded-{i:03d}.parquet" for i in range(4)),
+]
+
+
+@pytest.fixture(scope="session")
+def default_pipeline(tmp_path_factory) -> Path:
+    """The embedded default (config.yaml, unchanged) run up to DEFAULT_TARGETS, once per session."""
+    workdir = tmp_path_factory.mktemp("default")
+    snakemake(workdir, "--cores", "2", *DEFAULT_TARGETS, configfile=None)
+    return workdir
+
+
 @pytest.fixture
 def pipeline_copy(pipeline, tmp_path) -> Path:
     """A private copy of the finished pipeline's workdir, for tests that rerun, kill or change things."""
