@@ -33,10 +33,12 @@ def supercluster_names(superclusters_path: str | os.PathLike) -> dict[int, str]:
 def read_mixture(path: str | os.PathLike, known: list[int], tolerance: float = 1e-6) -> dict[int, float]:
     """Weights ``{"weights": {"<super-cluster id>": w}}`` over ``known`` ids (missing ones are 0).
 
-    Weights must be finite, non-negative, name known super-clusters and sum to 1 (within ``tolerance``);
+    A token prior (``tokens/prior.json``, ``{"prior": {...}}``) is read as the mixture of its prior. Weights must be finite, non-negative, name known super-clusters and sum to 1 (within ``tolerance``);
     they are renormalised to sum to exactly 1.
     """
     data = read_json(path)
+    if isinstance(data, dict) and "weights" not in data and isinstance(data.get("prior"), dict):
+        data = {"weights": data["prior"]}
     if not isinstance(data, dict) or not isinstance(data.get("weights"), dict):
         raise MixtureError(f"{path}: expected an object with a \"weights\" object {{\"<super-cluster id>\": float}}")
     weights = dict.fromkeys(sorted(known), 0.0)

@@ -1,0 +1,103 @@
+# Plots and tables for Snakemake's HTML report: `snakemake --report report.html` after a run.
+
+
+report: "report/workflow.rst"
+
+
+rule report_clusters:
+    input:
+        stats="results/clusters/stats.parquet",
+        centroids="results/kmeans/centroids.npy",
+    output:
+        sizes=report("results/report/cluster_sizes.png", caption="report/cluster_sizes.rst", category="1. Clusters"),
+        map=report("results/report/centroid_map.png", caption="report/centroid_map.rst", category="1. Clusters"),
+    log:
+        "results/logs/report/clusters.log",
+    benchmark:
+        "results/benchmarks/report/clusters.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/report_clusters.py"
+
+
+rule report_pruning:
+    input:
+        stats="results/clusters/stats.parquet",
+    output:
+        png=report("results/report/pruning.png", caption="report/pruning.rst", category="2. Pruning"),
+        table=report("results/report/pruning.html", caption="report/pruning_table.rst", category="2. Pruning"),
+    params:
+        thresholds=config["prune"]["thresholds"],
+    log:
+        "results/logs/report/pruning.log",
+    benchmark:
+        "results/benchmarks/report/pruning.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/report_pruning.py"
+
+
+rule report_superclusters:
+    input:
+        corpus=get_all("results/corpus/{shard}.parquet"),
+        index=get_all("results/tokens/{shard}.idx.parquet"),
+        superclusters="results/clusters/superclusters.json",
+        filters=get_filter_lists(),
+    output:
+        png=report("results/report/superclusters.png", caption="report/superclusters.rst",
+                   category="3. Super-clusters"),
+        table=report("results/report/superclusters.html", caption="report/superclusters_table.rst",
+                     category="3. Super-clusters"),
+    params:
+        settings=config["report"],
+        seed=config["seed"],
+    log:
+        "results/logs/report/superclusters.log",
+    benchmark:
+        "results/benchmarks/report/superclusters.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/report_superclusters.py"
+
+
+rule report_weights:
+    input:
+        mixture=get_export_mixture(),
+        prior="results/tokens/prior.json",
+        superclusters="results/clusters/superclusters.json",
+    output:
+        report("results/report/final_vs_prior.png", caption="report/final_vs_prior.rst", category="5. Final mixture"),
+    log:
+        "results/logs/report/weights.log",
+    benchmark:
+        "results/benchmarks/report/weights.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/report_weights.py"
+
+
+rule report_search:
+    input:
+        unpack(get_report_search_inputs),
+        superclusters="results/clusters/superclusters.json",
+    output:
+        mixtures=report("results/report/search_mixtures.png", caption="report/search_mixtures.rst",
+                        category="4. Mixture search"),
+        predicted=report("results/report/search_predicted.png", caption="report/search_predicted.rst",
+                         category="4. Mixture search"),
+        objective=report("results/report/search_objective.png", caption="report/search_objective.rst",
+                         category="4. Mixture search"),
+    params:
+        rounds=get_report_search_rounds(),
+    log:
+        "results/logs/report/search.log",
+    benchmark:
+        "results/benchmarks/report/search.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/report_search.py"
