@@ -18,6 +18,7 @@ rule dedup:
         n_groups=get_dedup_n_groups(),
         threshold=config["dedup"]["threshold"],
         block=config["dedup"]["block_rows"],
+        device=config["dedup"]["device"],
     threads: 2
     log:
         "results/logs/filter/dedup/{group}.log",

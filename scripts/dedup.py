@@ -4,4 +4,4 @@ from climb.log import log_to
 with log_to(snakemake.log[0]):
     dedup_group(snakemake.input.assign, snakemake.input.embed, int(snakemake.wildcards.group),
                 snakemake.params.n_groups, snakemake.params.threshold, snakemake.output.filter,
-                snakemake.output.counts, block=snakemake.params.block)
+                snakemake.output.counts, block=snakemake.params.block, device=snakemake.params.device)

@@ -179,3 +179,18 @@ def test_20newsgroups_near_copies_removed_thread_posts_kept(tmp_path):
     # same inputs, same bytes
     dedup_group(assign, embed, 0, n_groups, THRESHOLD, tmp_path / "again.parquet", tmp_path / "again.json")
     assert (tmp_path / "again.parquet").read_bytes() == (tmp_path / "dedup/0.parquet").read_bytes()
+
+
+def test_gpu_and_cpu_agree():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=(3000, 384))
+    x = np.concatenate([base, base[rng.integers(0, 3000, 3000)] + rng.normal(scale=0.1, size=(3000, 384))])
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    cpu = semdedup(x, 0.95, block=512)
+    gpu = semdedup(x, 0.95, block=512, device="cuda")
+    assert (cpu[0] >= 0).sum() > 1000
+    assert np.array_equal(cpu[0], gpu[0])
+    assert np.allclose(cpu[1], gpu[1], atol=1e-5)
