@@ -33,7 +33,7 @@ class SearchSettings:
     """Everything the search needs besides the prior and the evaluator (the `search` config section)."""
 
     rounds: Sequence[int] = (8, 4, 2)
-    candidates: int = 100_000
+    candidates: int = 20_000
     local_fraction: float = 0.5
     local_centers: int = 8
     local_concentration: float = 30.0
@@ -84,11 +84,19 @@ def candidates(prior: Prior, settings: SearchSettings, evaluated: np.ndarray, sc
     return np.concatenate(parts, axis=0)
 
 
+def ranked(cands: np.ndarray, predicted: np.ndarray, anchor: np.ndarray | None) -> np.ndarray:
+    """Candidate order: best predicted first; ties (a tree model is piecewise constant, so whole regions tie)
+    go to the candidate closest to ``anchor``, the best evaluated mixture."""
+    if anchor is None:
+        return np.argsort(-predicted, kind="stable")
+    return np.lexsort((tv_distance(cands, anchor), -np.round(predicted, 12)))
+
+
 def select_distinct(cands: np.ndarray, predicted: np.ndarray, n: int, evaluated: np.ndarray,
-                    min_distance: float) -> np.ndarray:
+                    min_distance: float, anchor: np.ndarray | None = None) -> np.ndarray:
     """The ``n`` best-predicted candidates, each at TV distance >= ``min_distance`` from everything evaluated and
-    from each other (greedy in predicted order)."""
-    order = np.argsort(-predicted, kind="stable")
+    from each other (greedy in predicted order, ties broken towards ``anchor``)."""
+    order = ranked(cands, predicted, anchor)
     chosen: list[np.ndarray] = []
     taken = evaluated.copy() if len(evaluated) else np.zeros((0, cands.shape[1]))
     for idx in order:
@@ -113,7 +121,7 @@ def propose_round(prior: Prior, settings: SearchSettings, predictor: Predictor, 
     cands = candidates(prior, settings, evaluated, scores, round_index, rng)
     predicted = predictor.predict(cands)
     chosen = select_distinct(cands, predicted, int(settings.rounds[round_index]), evaluated,
-                             settings.sampler.dedup_distance)
+                             settings.sampler.dedup_distance, evaluated[int(np.argmax(scores))])
     return chosen, predictor.predict(chosen)
 
 
@@ -128,10 +136,11 @@ def final_mixture(prior: Prior, settings: SearchSettings, predictor: Predictor, 
     cands = candidates(prior, settings, evaluated, scores, len(settings.rounds), rng, local=local)
     cands = np.concatenate([cands, evaluated], axis=0)
     predicted = predictor.predict(cands)
+    order = ranked(cands, predicted, evaluated[int(np.argmax(scores))])
     if settings.final == "argmax":
-        w = cands[int(np.argmax(predicted))]
+        w = cands[order[0]]
     else:
-        top = np.argsort(-predicted, kind="stable")[: settings.final_topk]
+        top = order[: settings.final_topk]
         w = cands[top].mean(axis=0)
         w = w / w.sum()
     return w, float(predictor.predict(w[None, :])[0])

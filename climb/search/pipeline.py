@@ -1,0 +1,217 @@
+"""File-level search steps, one per Snakemake rule (scripts/search_*.py call these).
+
+Files:
+- ``results/tokens/prior.json`` (read): ``{"prior": {"<super-cluster id>": share}, "tokens": {...}}``.
+- ``search/.../mix{i}/weights.json`` (written): ``{"weights": {"<super-cluster id>": w}}`` summing to 1, plus
+  metadata (how it was drawn or proposed).
+- ``search/.../mix{i}/scores/{target}.json`` (read): a scalar ``objective``, higher is better.
+- ``search/{target}/round{r}/predictor.txt`` (LightGBM text model, fitted on rounds 1..r) and ``predictor.json``
+  (cross-validated Spearman, rows, boosting rounds, best mixture so far).
+- ``search/{target}/round{r}/proposals.json``: round r's mixtures (r >= 2), split into ``mix{i}/weights.json``.
+- ``search/{target}/{strategy}/final_mixture.json``: weights summing to 1 and the predicted score.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from climb.io import read_json, write_json
+from climb.search.core import SearchSettings, final_mixture, propose_round
+from climb.search.predictor import Predictor, PredictorSettings, fit_predictor
+from climb.search.sampling import Prior, SamplerSettings, sample_pool
+
+log = logging.getLogger("climb.search")
+
+SAMPLER_KEYS = {f.name for f in fields(SamplerSettings)}
+SEARCH_KEYS = {f.name for f in fields(SearchSettings)} - {"sampler", "predictor"}
+PREDICTOR_KEYS = {f.name for f in fields(PredictorSettings)}
+
+
+def settings_from_config(search: dict[str, Any]) -> SearchSettings:
+    """SearchSettings from the `search` config section (keys it does not know are ignored here)."""
+    sampler = SamplerSettings(**{k: (tuple(v) if isinstance(v, list) else v)
+                                 for k, v in search.items() if k in SAMPLER_KEYS})
+    predictor = PredictorSettings(**{k: v for k, v in search.get("predictor", {}).items() if k in PREDICTOR_KEYS})
+    top = {k: (tuple(v) if isinstance(v, list) else v) for k, v in search.items() if k in SEARCH_KEYS}
+    return SearchSettings(sampler=sampler, predictor=predictor, **top)
+
+
+def sampler_config(search: dict[str, Any]) -> dict[str, Any]:
+    """The config keys a pool mixture depends on (its rule's params: nothing else reruns it)."""
+    return {k: v for k, v in search.items() if k in SAMPLER_KEYS}
+
+
+def read_prior(path: str | Path) -> Prior:
+    """The token-share prior: ``{"prior": {id: share}}`` (or ``{"tokens": {id: n}}``), ids sorted numerically."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object with a `prior` (or `tokens`) mapping")
+    for key in ("prior", "share", "tokens"):
+        if isinstance(data.get(key), dict) and data[key]:
+            mapping = data[key]
+            break
+    else:
+        raise ValueError(f"{path}: no non-empty `prior` (super-cluster id -> token share) or `tokens` mapping")
+    try:
+        ids = sorted(mapping, key=int)
+    except ValueError as err:
+        raise ValueError(f"{path}: super-cluster ids must be integers, got {sorted(mapping)}") from err
+    values = []
+    for i in ids:
+        v = mapping[i]
+        if not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"{path}: share of super-cluster {i} is {v!r}; expected a finite number >= 0")
+        values.append(float(v))
+    try:
+        return Prior(ids, np.array(values))
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from err
+
+
+def weights_to_json(prior: Prior, w: np.ndarray) -> dict[str, float]:
+    w = np.asarray(w, dtype=np.float64)
+    w = np.where(w < 0, 0.0, w)
+    w = w / w.sum()
+    return {name: round(float(x), 12) for name, x in zip(prior.names, w, strict=True)}
+
+
+def read_weights(path: str | Path, prior: Prior) -> np.ndarray:
+    """A mixture file as a vector in the prior's domain order (absent domains are 0; unknown ids are errors)."""
+    data = read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("weights"), dict):
+        raise ValueError(f"{path}: expected {{\"weights\": {{\"<super-cluster id>\": float}}}}")
+    index = {name: i for i, name in enumerate(prior.names)}
+    w = np.zeros(prior.n_domains)
+    for key, value in data["weights"].items():
+        if key not in index:
+            raise ValueError(f"{path}: super-cluster {key!r} is not in the prior (ids {prior.names})")
+        if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{path}: weight of super-cluster {key} is {value!r}; expected a finite number >= 0")
+        w[index[key]] = value
+    if abs(w.sum() - 1.0) > 1e-6:
+        raise ValueError(f"{path}: weights sum to {w.sum()}, not 1")
+    return w / w.sum()
+
+
+def read_objective(path: str | Path) -> float:
+    data = read_json(path)
+    value = data.get("objective") if isinstance(data, dict) else None
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{path}: expected a finite scalar `objective` (higher is better), got {value!r}")
+    return float(value)
+
+
+def read_history(prior: Prior, weights_paths: Sequence[str], score_paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    if len(weights_paths) != len(score_paths):
+        raise ValueError(f"{len(weights_paths)} mixtures but {len(score_paths)} score files")
+    for w, s in zip(weights_paths, score_paths, strict=True):
+        if Path(w).parent != Path(s).parent.parent:
+            raise ValueError(f"score file {s} does not belong to mixture {w}")
+    x = np.stack([read_weights(p, prior) for p in weights_paths])
+    y = np.array([read_objective(p) for p in score_paths])
+    return x, y
+
+
+def sample_pool_mixture(prior_path: str, index: int, search: dict[str, Any], seed: int, out_path: str) -> None:
+    """Pool mixture ``index``: the index-th draw of the seeded, sequential pool (so earlier ones never change)."""
+    prior = read_prior(prior_path)
+    sampler = settings_from_config(search).sampler
+    w = sample_pool(prior, index + 1, sampler, seed)[index]
+    write_json(out_path, {"weights": weights_to_json(prior, w), "source": "pool", "index": index,
+                          "init": sampler.init, "strength": None if sampler.init == "random"
+                          else sampler.strengths[index % len(sampler.strengths)]})
+    log.info("pool mixture %d: %s", index, weights_to_json(prior, w))
+
+
+def fit_round_predictor(prior_path: str, weights_paths: Sequence[str], score_paths: Sequence[str],
+                        search: dict[str, Any], seed: int, round_number: int, model_path: str,
+                        summary_path: str) -> dict:
+    """Fit the predictor on everything evaluated in rounds 1..r for one target; save model + summary."""
+    prior = read_prior(prior_path)
+    settings = settings_from_config(search)
+    x, y = read_history(prior, weights_paths, score_paths)
+    predictor = fit_predictor(x, y, settings.predictor, seed + round_number - 1, cross_validate=True)
+    predictor.save(model_path)
+    best = int(np.argmax(y))
+    summary = {**predictor.summary(), "round": round_number,
+               "best_evaluated": {"mixture": str(weights_paths[best]), "objective": float(y[best]),
+                                  "weights": weights_to_json(prior, x[best])}}
+    write_json(summary_path, summary)
+    log.info("round %d predictor on %d mixtures: cv Spearman %s, %d boosting rounds", round_number, len(y),
+             predictor.cv_spearman, predictor.rounds)
+    return summary
+
+
+def propose(prior_path: str, model_path: str, weights_paths: Sequence[str], score_paths: Sequence[str],
+            search: dict[str, Any], seed: int, round_number: int, out_path: str) -> None:
+    """Round r's mixtures (r >= 2) from round r-1's predictor: best predicted, distinct from all evaluated."""
+    prior = read_prior(prior_path)
+    settings = settings_from_config(search)
+    if not 2 <= round_number <= len(settings.rounds):
+        raise ValueError(f"round {round_number} is not a proposal round of search.rounds={list(settings.rounds)}")
+    x, y = read_history(prior, weights_paths, score_paths)
+    booster = Predictor.load_booster(model_path)
+    chosen, predicted = propose_round(prior, settings, booster, x, y, round_number - 1, seed)
+    write_json(out_path, {"round": round_number, "predictor": str(model_path), "n_evaluated": len(y),
+                          "mixtures": [{"weights": weights_to_json(prior, w), "predicted": float(p)}
+                                       for w, p in zip(chosen, predicted, strict=True)]})
+    log.info("round %d: %d mixtures proposed, predicted %.5f .. %.5f", round_number, len(chosen),
+             predicted.min(), predicted.max())
+
+
+def split_proposal(proposals_path: str, index: int, out_path: str) -> None:
+    data = read_json(proposals_path)
+    mixtures = data["mixtures"]
+    if not 0 <= index < len(mixtures):
+        raise ValueError(f"{proposals_path} has {len(mixtures)} mixtures; there is no mix{index}")
+    m = mixtures[index]
+    write_json(out_path, {"weights": m["weights"], "predicted": m["predicted"], "source": f"round{data['round']}",
+                          "index": index})
+
+
+def fit_regmix_predictor(prior_path: str, weights_paths: Sequence[str], score_paths: Sequence[str],
+                         search: dict[str, Any], seed: int, model_path: str, summary_path: str) -> dict:
+    """RegMix: one predictor on the first sum(rounds) pool mixtures."""
+    return fit_round_predictor(prior_path, weights_paths, score_paths, search, seed, 1, model_path, summary_path)
+
+
+def write_final_mixture(strategy: str, target: str, prior_path: str, search: dict[str, Any], seed: int,
+                        out_path: str, model_path: str | None = None, weights_paths: Sequence[str] = (),
+                        score_paths: Sequence[str] = ()) -> dict:
+    """The final mixture of one strategy for one target."""
+    prior = read_prior(prior_path)
+    settings = settings_from_config(search)
+    result: dict[str, Any] = {"strategy": strategy, "target": target, "n_evaluated": len(weights_paths)}
+    if strategy == "natural":
+        w, predicted = prior.share, None
+    elif strategy == "uniform":
+        w = np.where(prior.share > 0, 1.0, 0.0)
+        w, predicted = w / w.sum(), None
+    else:
+        x, y = read_history(prior, weights_paths, score_paths)
+        best = int(np.argmax(y))
+        result["best_evaluated"] = {"mixture": str(weights_paths[best]), "objective": float(y[best])}
+        if strategy == "random":
+            w, predicted = x[best], None
+            result["observed"] = float(y[best])
+        elif strategy in ("climb", "regmix"):
+            if model_path is None:
+                raise ValueError(f"strategy {strategy} needs a predictor")
+            booster = Predictor.load_booster(model_path)
+            w, predicted = final_mixture(prior, settings, booster, x, y, seed, strategy, local=strategy == "climb")
+            result["predictor"] = str(model_path)
+            result["final"] = settings.final
+        else:
+            raise ValueError(f"unknown strategy {strategy!r}")
+    result["weights"] = weights_to_json(prior, w)
+    result["predicted"] = predicted
+    write_json(out_path, result)
+    log.info("%s/%s final mixture: %s (predicted %s)", target, strategy, result["weights"], predicted)
+    return result
