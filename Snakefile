@@ -19,6 +19,7 @@ include: "rules/cluster.smk"
 include: "rules/filter.smk"
 include: "rules/tokenize.smk"
 include: "rules/proxy.smk"
+include: "rules/search.smk"
 include: "rules/quality.smk"
 include: "rules/superclusters.smk"
 

@@ -152,4 +152,138 @@ def get_final_outputs():
         "results/clusters/superclusters.json",
         *get_all("results/tokens/{shard}.idx.parquet"),
         "results/tokens/prior.json",
+        *get_search_finals(),
     ]
+
+
+# --- search (rules/search.smk) ---
+
+SEARCH_STRATEGIES = ("climb", "regmix", "random", "natural", "uniform")
+
+
+def get_search_targets():
+    """Targets the search runs for: `search.targets`, or every configured target."""
+    names = config["search"]["targets"]
+    names = list(config["targets"]) if names is None else list(names)
+    for name in names:
+        if name not in config["targets"]:
+            raise ValueError(f"search.targets names {name!r}, which is not under `targets` ({sorted(config['targets'])})")
+        if name == "pool" or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise ValueError(f"target name {name!r} cannot be a search folder (not 'pool'; letters, digits, _ . - only)")
+    return names
+
+
+def get_validation_target():
+    """The target the baselines are built for: `search.validation_target`, or the first searched target."""
+    name = config["search"]["validation_target"]
+    targets = get_search_targets()
+    if name is None:
+        return targets[0] if targets else None
+    if name not in config["targets"]:
+        raise ValueError(f"search.validation_target {name!r} is not under `targets` ({sorted(config['targets'])})")
+    return name
+
+
+def get_search_strategies(target):
+    """`search.strategies`, plus `search.baselines` for the validation target."""
+    strategies = list(config["search"]["strategies"])
+    if target == get_validation_target():
+        strategies += [s for s in config["search"]["baselines"] if s not in strategies]
+    return strategies
+
+
+def get_search_finals():
+    """Every final mixture rule all builds."""
+    targets = get_search_targets()
+    validation = get_validation_target()
+    if validation is not None and validation not in targets:
+        targets = [*targets, validation]
+    return [f"results/search/{t}/{s}/final_mixture.json" for t in targets for s in get_search_strategies(t)]
+
+
+def _search_round_dirs(target, r):
+    """Mixture folders of round r (1-based): the pool's first rounds[0], then the target's proposals."""
+    rounds = config["search"]["rounds"]
+    if r == 1:
+        return [f"results/search/pool/mix{i}" for i in range(rounds[0])]
+    return [f"results/search/{target}/round{r}/mix{i}" for i in range(rounds[r - 1])]
+
+
+def _search_history(target, dirs):
+    return {
+        "weights": [f"{d}/weights.json" for d in dirs],
+        "scores": [f"{d}/scores/{target}.json" for d in dirs],
+    }
+
+
+def _search_round(wildcards, first):
+    r = int(wildcards.r)
+    n = len(config["search"]["rounds"])
+    if not first <= r <= n:
+        raise ValueError(f"results/search/{wildcards.target}/round{r}: search.rounds has rounds 1..{n}"
+                         + (" (round 1 is the pool; proposals start at round 2)" if first == 2 else ""))
+    if wildcards.target not in config["targets"]:
+        raise ValueError(f"target {wildcards.target!r} is not configured (targets: {sorted(config['targets'])})")
+    return r
+
+
+def get_round_history(wildcards):
+    """Weights and this target's scores of every mixture of rounds 1..r (the round-r predictor's data)."""
+    r = _search_round(wildcards, 1)
+    dirs = [d for k in range(1, r + 1) for d in _search_round_dirs(wildcards.target, k)]
+    return _search_history(wildcards.target, dirs)
+
+
+def get_proposal_inputs(wildcards):
+    """Round r's proposals: round r-1's predictor and everything evaluated in rounds 1..r-1."""
+    r = _search_round(wildcards, 2)
+    dirs = [d for k in range(1, r) for d in _search_round_dirs(wildcards.target, k)]
+    return {**_search_history(wildcards.target, dirs),
+            "model": f"results/search/{wildcards.target}/round{r - 1}/predictor.txt"}
+
+
+def get_regmix_history(wildcards):
+    """The baselines' data: the first sum(rounds) pool mixtures, scored on the target."""
+    budget = sum(config["search"]["rounds"])
+    return _search_history(wildcards.target, [f"results/search/pool/mix{i}" for i in range(budget)])
+
+
+def get_final_inputs(wildcards):
+    strategy, target = wildcards.strategy, wildcards.target
+    if target not in config["targets"]:
+        raise ValueError(f"target {target!r} is not configured (targets: {sorted(config['targets'])})")
+    if strategy == "climb":
+        last = len(config["search"]["rounds"])
+        dirs = [d for k in range(1, last + 1) for d in _search_round_dirs(target, k)]
+        return {**_search_history(target, dirs), "model": f"results/search/{target}/round{last}/predictor.txt"}
+    if strategy == "regmix":
+        return {**get_regmix_history(wildcards), "model": f"results/search/{target}/regmix/predictor.txt"}
+    if strategy == "random":
+        return get_regmix_history(wildcards)
+    return {}
+
+
+_SEARCH_NOT_PARAMS = ("strategies", "baselines", "targets", "validation_target")
+
+
+def get_sampler_params():
+    """The keys a pool mixture depends on (only these rerun the pool)."""
+    from climb.search.pipeline import sampler_config
+
+    return sampler_config(config["search"])
+
+
+def get_predictor_params():
+    return {"predictor": config["search"]["predictor"]}
+
+
+def get_proposal_params(wildcards):
+    """Search settings of round r's proposals (rounds after r do not affect it)."""
+    search = {k: v for k, v in config["search"].items() if k not in (*_SEARCH_NOT_PARAMS, "predictor", "final", "final_topk")}
+    return {**search, "rounds": config["search"]["rounds"][: int(wildcards.r)]}
+
+
+def get_final_params(wildcards):
+    if wildcards.strategy in ("natural", "uniform", "random"):
+        return {}
+    return {k: v for k, v in config["search"].items() if k not in (*_SEARCH_NOT_PARAMS, "predictor")}

@@ -1,0 +1,127 @@
+# The bi-level search (DESIGN.md, "Search layout"). Pool mixtures are target-independent; each searched target
+# runs its own rounds on top of the pool's first rounds[0]. Mixture counts come from config, so `snakemake -n`
+# shows every proxy of every round; the weights themselves are data.
+
+
+rule sample_pool_mixture:
+    input:
+        prior="results/tokens/prior.json",
+    output:
+        "results/search/pool/mix{i}/weights.json",
+    params:
+        search=get_sampler_params(),
+        seed=config["seed"],
+    wildcard_constraints:
+        i=r"\d+",
+    localrule: True
+    log:
+        "results/logs/search/pool/mix{i}/sample.log",
+    benchmark:
+        "results/benchmarks/search/pool/mix{i}/sample.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/search_pool.py"
+
+
+rule fit_round_predictor:
+    input:
+        unpack(get_round_history),
+        prior="results/tokens/prior.json",
+    output:
+        model="results/search/{target}/round{r}/predictor.txt",
+        summary="results/search/{target}/round{r}/predictor.json",
+    params:
+        search=get_predictor_params(),
+        seed=config["seed"],
+    wildcard_constraints:
+        r=r"\d+",
+    log:
+        "results/logs/search/{target}/round{r}/fit_predictor.log",
+    benchmark:
+        "results/benchmarks/search/{target}/round{r}/fit_predictor.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/search_fit.py"
+
+
+rule propose_round:
+    input:
+        unpack(get_proposal_inputs),
+        prior="results/tokens/prior.json",
+    output:
+        "results/search/{target}/round{r}/proposals.json",
+    params:
+        search=get_proposal_params,
+        seed=config["seed"],
+    wildcard_constraints:
+        r=r"[2-9]|[1-9]\d+",
+    log:
+        "results/logs/search/{target}/round{r}/propose.log",
+    benchmark:
+        "results/benchmarks/search/{target}/round{r}/propose.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/search_propose.py"
+
+
+rule split_proposal:
+    input:
+        "results/search/{target}/round{r}/proposals.json",
+    output:
+        "results/search/{target}/round{r}/mix{i}/weights.json",
+    wildcard_constraints:
+        r=r"[2-9]|[1-9]\d+",
+        i=r"\d+",
+    localrule: True
+    log:
+        "results/logs/search/{target}/round{r}/mix{i}/split.log",
+    benchmark:
+        "results/benchmarks/search/{target}/round{r}/mix{i}/split.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/search_split.py"
+
+
+rule fit_regmix_predictor:
+    input:
+        unpack(get_regmix_history),
+        prior="results/tokens/prior.json",
+    output:
+        model="results/search/{target}/regmix/predictor.txt",
+        summary="results/search/{target}/regmix/predictor.json",
+    params:
+        search=get_predictor_params(),
+        seed=config["seed"],
+    log:
+        "results/logs/search/{target}/regmix/fit_predictor.log",
+    benchmark:
+        "results/benchmarks/search/{target}/regmix/fit_predictor.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/search_regmix.py"
+
+
+rule final_mixture:
+    input:
+        unpack(get_final_inputs),
+        prior="results/tokens/prior.json",
+    output:
+        "results/search/{target}/{strategy}/final_mixture.json",
+    params:
+        search=get_final_params,
+        seed=config["seed"],
+    wildcard_constraints:
+        strategy="climb|regmix|random|natural|uniform",
+    log:
+        "results/logs/search/{target}/{strategy}/final_mixture.log",
+    benchmark:
+        "results/benchmarks/search/{target}/{strategy}/final_mixture.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/search_final.py"

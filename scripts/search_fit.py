@@ -1,0 +1,7 @@
+from climb.log import log_to
+from climb.search.pipeline import fit_round_predictor
+
+with log_to(snakemake.log[0]):
+    fit_round_predictor(snakemake.input.prior, list(snakemake.input.weights), list(snakemake.input.scores),
+                        snakemake.params.search, snakemake.params.seed, int(snakemake.wildcards.r),
+                        snakemake.output.model, snakemake.output.summary)

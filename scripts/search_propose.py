@@ -1,0 +1,6 @@
+from climb.log import log_to
+from climb.search.pipeline import propose
+
+with log_to(snakemake.log[0]):
+    propose(snakemake.input.prior, snakemake.input.model, list(snakemake.input.weights), list(snakemake.input.scores),
+            snakemake.params.search, snakemake.params.seed, int(snakemake.wildcards.r), snakemake.output[0])

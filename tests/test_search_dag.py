@@ -1,0 +1,140 @@
+"""The search in the DAG: round structure from config (dry runs) and the CI pipeline's search outputs."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import CI_CONFIG, ROOT, snakemake
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """rule -> job count from the 'Job stats' table of `snakemake -n`."""
+    table = dry_run_output.split("Job stats:", 1)[1]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+def _dry_counts(workdir, search: dict | None = None, configfile=None) -> dict[str, int]:
+    """Dry-run job counts; ``search`` is merged over the config as an extra config file."""
+    args = ["-n", "--quiet", "rules"]
+    if search is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        override = workdir / "search-override.yaml"
+        override.write_text(yaml.safe_dump({"search": search}))
+        args += ["--configfile", *([str(configfile)] if configfile else []), str(override)]
+        configfile = None
+    return job_counts(snakemake(workdir, *args, configfile=configfile).stdout)
+
+
+def test_paper_schedule_lists_every_proxy_of_every_round(tmp_path):
+    counts = _dry_counts(tmp_path, {"rounds": [64, 32, 16], "baselines": []})
+    assert counts["train_proxy"] == 64 + 32 + 16
+    assert counts["evaluate_proxy"] == 64 + 32 + 16  # one target: general
+    assert counts["sample_pool_mixture"] == 64
+    assert counts["fit_round_predictor"] == 3
+    assert counts["propose_round"] == 2
+    assert counts["split_proposal"] == 32 + 16
+    assert counts["final_mixture"] == 1
+
+
+def test_baselines_share_the_pool(tmp_path):
+    """regmix and random use the first sum(rounds) pool mixtures: climb's round 1 is trained once for all."""
+    counts = _dry_counts(tmp_path, {"rounds": [64, 32, 16], "baselines": ["regmix", "random", "natural", "uniform"]})
+    assert counts["sample_pool_mixture"] == 112
+    assert counts["train_proxy"] == 112 + 32 + 16
+    assert counts["fit_regmix_predictor"] == 1
+    assert counts["final_mixture"] == 5
+
+
+def test_paper_scale_config_if_present(tmp_path):
+    path = ROOT / "configs" / "paper-scale.yaml"
+    if not path.exists():
+        pytest.skip("configs/paper-scale.yaml is not there yet")
+    cfg = yaml.safe_load(path.read_text()) or {}
+    search = cfg.get("search", {})
+    rounds = search.get("rounds", [8, 4, 2])
+    baselines = search.get("baselines", ["regmix", "random"])
+    targets = cfg.get("targets") or {"general": None}
+    n_targets = len(search.get("targets") or targets)
+    (tmp_path / "data" / "shards").mkdir(parents=True)
+    for i in range(4):  # input.shards: data/shards/*.jsonl.zst; empty files are enough for a dry run
+        (tmp_path / "data" / "shards" / f"part-{i:04d}.jsonl.zst").write_bytes(b"")
+    counts = _dry_counts(tmp_path, configfile=path)
+    extra_pool = sum(rounds) - rounds[0] if {"regmix", "random"} & set(baselines) else 0
+    assert counts["train_proxy"] == rounds[0] + n_targets * sum(rounds[1:]) + extra_pool
+
+
+def test_two_targets_share_the_pool_but_not_the_rounds(tmp_path):
+    cfg = tmp_path / "two.yaml"
+    base = yaml.safe_load(CI_CONFIG.read_text())
+    base["targets"] = {
+        "general": {"tasks": [{"task": "climb_heldout_bpb", "metric": "bits_per_byte", "higher_is_better": False}]},
+        "mc": {"tasks": [{"task": "climb_heldout_mc", "metric": "acc"}]},
+    }
+    base["search"] = {"rounds": [4, 3, 2], "baselines": ["random"]}
+    cfg.write_text(yaml.safe_dump(base))
+    counts = _dry_counts(tmp_path / "w", configfile=cfg)
+    assert counts["sample_pool_mixture"] == 9
+    assert counts["train_proxy"] == 9 + 2 * (3 + 2)  # each target proposes its own rounds 2 and 3
+    assert counts["evaluate_proxy"] == (4 + 3 + 2) * 2 + 5  # the pool's extra 5 only on the validation target
+    assert counts["final_mixture"] == 3
+
+
+CI_SEARCH = yaml.safe_load(CI_CONFIG.read_text())["search"]
+
+
+def _read(path):
+    return json.loads(path.read_text())
+
+
+def test_pipeline_search_outputs(pipeline):
+    """The CI pipeline's search: pool, rounds, predictors, and final mixtures of every strategy."""
+    ci = yaml.safe_load(CI_CONFIG.read_text())
+    rounds = ci["search"]["rounds"]
+    search = pipeline / "results" / "search"
+    prior = _read(pipeline / "results/tokens/prior.json")["prior"]
+    pool = [_read(search / f"pool/mix{i}/weights.json")["weights"] for i in range(sum(rounds))]
+    for w in pool:
+        assert set(w) == set(prior) and abs(sum(w.values()) - 1) < 1e-9
+    proposals = _read(search / "general/round2/proposals.json")
+    assert len(proposals["mixtures"]) == rounds[1]
+    round2 = [_read(search / f"general/round2/mix{i}/weights.json")["weights"] for i in range(rounds[1])]
+    assert round2 == [m["weights"] for m in proposals["mixtures"]]
+    evaluated = np.array([[w[k] for k in sorted(prior, key=int)] for w in pool[: rounds[0]]])
+    for w in round2:
+        v = np.array([w[k] for k in sorted(prior, key=int)])
+        assert (0.5 * np.abs(evaluated - v).sum(axis=1)).min() >= 0.02 - 1e-9
+    for r in range(1, len(rounds) + 1):
+        summary = _read(search / f"general/round{r}/predictor.json")
+        assert summary["n_rows"] == sum(rounds[:r])
+        assert (search / f"general/round{r}/predictor.txt").read_text().startswith("tree")
+    finals = {s: _read(search / f"general/{s}/final_mixture.json")
+              for s in ("climb", "regmix", "random", "natural", "uniform")}
+    for strategy, final in finals.items():
+        assert set(final["weights"]) == set(prior), strategy
+        assert abs(sum(final["weights"].values()) - 1) < 1e-9, strategy
+    assert finals["climb"]["predicted"] is not None and np.isfinite(finals["climb"]["predicted"])
+    assert finals["natural"]["weights"] == pytest.approx(prior)
+    scores = [_read(search / f"pool/mix{i}/scores/general.json")["objective"] for i in range(sum(rounds))]
+    assert finals["random"]["observed"] == max(scores)
+
+
+def test_pipeline_search_is_incremental(pipeline_copy):
+    """Adding a round trains only the new round's proxies; changing the final rule retrains nothing."""
+    counts = _dry_counts(pipeline_copy, {**CI_SEARCH, "rounds": [3, 2, 2]}, configfile=CI_CONFIG)
+    assert counts.get("train_proxy") == 2 + 2  # round 3, and pool mixtures 5, 6 for the larger baseline budget
+    assert counts.get("sample_pool_mixture") == 2
+    assert "fit_round_predictor" in counts and counts["fit_round_predictor"] == 1
+    counts = _dry_counts(pipeline_copy, {**CI_SEARCH, "final": "topk_mean"}, configfile=CI_CONFIG)
+    assert "train_proxy" not in counts and "propose_round" not in counts
+    assert counts["final_mixture"] == 2  # climb and regmix
