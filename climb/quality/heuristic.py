@@ -46,7 +46,9 @@ BOILERPLATE = (
     "not found", "404", "page you are looking for", "cannot be found", "can't be found", "couldn't find",
     "all rights reserved", "accept cookies", "cookie policy", "privacy policy", "sign up", "log in", "login",
     "subscribe to our", "click here", "leave a comment", "share this", "follow us", "read more", "terms of use",
-    "javascript", "temporarily unavailable", "no comments", "post a comment", "powered by",
+    "javascript", "temporarily unavailable", "no comments", "post a comment", "powered by", "nothing was found",
+    "try a search", "homepage", "go back", "sitemap", "typed the address", "check the url", "page not found",
+    "error 404", "requested url",
 )
 EXPLAIN = (
     "because", "therefore", "for example", "for instance", "e.g.", "i.e.", "is defined", "is called", "means",
@@ -164,7 +166,7 @@ def score_features(f: Features) -> dict[str, int]:
     sentences = 5 <= f.sentence_words <= 60 and f.stop >= 0.18
     fluent = f.capital_starts >= 0.6 and f.article_misfit < 0.2 and 0.22 <= f.stop <= 0.7
     repetitive = f.dup_lines > 0.25 or f.top_trigram > 0.15 or (f.n_words >= 60 and f.type_token < 0.35)
-    boiler_dense = f.boilerplate >= 2 and f.boilerplate * 40 > f.n_words
+    boiler_dense = f.boilerplate >= 1 and f.boilerplate * 25 > f.n_words
     # word salad: real words in no grammatical order (sentences start anywhere, articles precede function words)
     salad = (f.capital_starts < 0.3 and f.n_sentences >= 3) or f.article_misfit >= 0.34
 
