@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import re
 import time
@@ -137,6 +138,8 @@ def _jsonable(obj: Any) -> Any:
 
 def evaluate_proxy(proxy_dir: str, target: str, config: dict, out_path: str, seed: int, threads: int | None = None) -> dict:
     """Run lm-eval on the proxy for one target; write raw results, metric values and the objective."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # stock tasks read the local datasets cache; nothing is fetched
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     import torch
     from lm_eval import simple_evaluate
 

@@ -173,3 +173,16 @@ def test_killed_proxy_resumes_from_checkpoint(world, tmp_path):
     assert curve["resumed_at_step"] >= 10 and curve["resumed_at_step"] % 10 == 0
     assert curve["loss"] == pytest.approx(reference["loss"], rel=1e-6)
     assert not state.parent.exists()
+
+
+def test_init_from_a_pretrained_checkpoint(world, tmp_path):
+    fresh = train(world, tmp_path, {0: 1.0}, "fresh")
+    continued = train(world, tmp_path, {0: 1.0}, "continued", init_from=str(tmp_path / "fresh"))
+    # The continued proxy starts where the first one ended, far below a fresh model's first loss.
+    assert continued["loss"][0] < fresh["loss"][0] - 1.0
+    assert continued["loss"][0] == pytest.approx(fresh["loss"][-1], abs=0.5)
+    from climb.proxy import build_model
+
+    build_model(SETTINGS, 100, seed=0).save_pretrained(tmp_path / "small")
+    with pytest.raises(ProxyError, match="vocabulary 100 is smaller than the tokenizer's 400"):
+        build_model({**SETTINGS, "init_from": str(tmp_path / "small")}, 400, seed=0)
