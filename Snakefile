@@ -22,6 +22,8 @@ include: "rules/proxy.smk"
 include: "rules/search.smk"
 include: "rules/quality.smk"
 include: "rules/superclusters.smk"
+include: "rules/export.smk"
+include: "rules/report.smk"
 
 
 rule all:

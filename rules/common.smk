@@ -1,5 +1,7 @@
 import re
 
+from climb.config import config_hash
+from climb.export import n_parts
 from climb.shards import embedded_shards, resolve_shards, select_fit_shards
 
 EMBEDDED_DIR = "results/embedded"
@@ -140,6 +142,70 @@ def get_quality_classifier_inputs(wildcards):
     return {"annotations": "results/quality/annotations.parquet"}
 
 
+def get_export_target():
+    """The target whose final mixture is exported: export.target, else the first searched target."""
+    target = config["export"]["target"] or (get_search_targets() or list(config["targets"]))[0]
+    if target not in config["targets"]:
+        raise ValueError(f"export.target {target!r} is not configured (targets: {sorted(config['targets'])})")
+    return target
+
+
+def get_export_mixture():
+    """The weights exported: the search's final mixture (default), the token prior, or a given JSON file."""
+    mixture = config["export"]["mixture"]
+    if mixture == "search":
+        return f"results/search/{get_export_target()}/{config['export']['strategy']}/final_mixture.json"
+    if mixture == "prior":
+        return "results/tokens/prior.json"
+    return mixture
+
+
+def get_climbmix_parts():
+    """ClimbMix part files; their number is fixed by export.token_budget / export.part_tokens."""
+    parts = n_parts(config["export"]["token_budget"], config["export"]["part_tokens"])
+    return [f"results/climbmix/part-{n:05d}.parquet" for n in range(parts)]
+
+
+def get_export_outputs():
+    """ClimbMix, blends and (when export.climblab) ClimbLab."""
+    outputs = ["results/climbmix/manifest.json", "results/blend/megatron_data_path.txt", "results/blend/weights.json"]
+    if config["export"]["climblab"]:
+        outputs.append("results/climblab")
+    return outputs
+
+
+def get_report_outputs():
+    """Plots and tables of the HTML report (`snakemake --report report.html`)."""
+    return [
+        "results/report/cluster_sizes.png",
+        "results/report/centroid_map.png",
+        "results/report/pruning.png",
+        "results/report/pruning.html",
+        "results/report/superclusters.png",
+        "results/report/superclusters.html",
+        "results/report/final_vs_prior.png",
+        *(get_report_search_outputs() if config["export"]["mixture"] == "search" else []),
+    ]
+
+
+def get_report_search_outputs():
+    """The search plots of the exported target and strategy."""
+    return ["results/report/search_mixtures.png", "results/report/search_predicted.png",
+            "results/report/search_objective.png"]
+
+
+def get_report_search_inputs(wildcards):
+    """Weights and scores of every mixture evaluated for the exported target (rounds 1..n), and its final mixture."""
+    target = get_export_target()
+    dirs = [d for r in range(1, len(config["search"]["rounds"]) + 1) for d in _search_round_dirs(target, r)]
+    return {**_search_history(target, dirs), "final": get_export_mixture()}
+
+
+def get_report_search_rounds():
+    """The round of each mixture get_report_search_inputs lists."""
+    return [r for r, n in enumerate(config["search"]["rounds"], start=1) for _ in range(n)]
+
+
 def get_final_outputs():
     """Everything `rule all` builds, stage by stage."""
     return [
@@ -147,12 +213,14 @@ def get_final_outputs():
         "results/kmeans/centroids.npy",
         *get_all("results/kmeans/assign/{shard}.parquet"),
         "results/filter/summary.json",
+        *get_all("results/tokens/{shard}.idx.parquet"),
+        "results/tokens/prior.json",
         "results/quality/metrics.json",
         "results/clusters/stats.parquet",
         "results/clusters/superclusters.json",
-        *get_all("results/tokens/{shard}.idx.parquet"),
-        "results/tokens/prior.json",
         *get_search_finals(),
+        *get_export_outputs(),
+        *get_report_outputs(),
     ]
 
 
