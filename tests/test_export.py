@@ -248,3 +248,17 @@ def test_stale_selection_is_detected(data, tmp_path):
     with pytest.raises(ExportError, match="super-cluster 0: the selections hold"):
         write_climbmix(selects, str(tmp_path / "plan.json"), str(tmp_path / "final_mixture.json"),
                        [str(tmp_path / "p.parquet")], str(tmp_path / "m.json"), config_hash="x")
+
+
+def test_selections_keep_parts_in_separate_row_groups(data, tmp_path):
+    """The writer reads one part at a time: every row group of a selection holds a single part."""
+    budget = sum(data["tokens"].values())
+    run_export(data, tmp_path, {0: 0.4, 1: 0.4, 2: 0.2}, budget=budget, part_tokens=-(-budget // 5))
+    for path in (tmp_path / "select").glob("*.parquet"):
+        meta = pq.ParquetFile(path).metadata
+        parts = []
+        for g in range(meta.num_row_groups):
+            stats = meta.row_group(g).column(0).statistics
+            assert stats.min == stats.max
+            parts.append(stats.min)
+        assert parts == sorted(parts) and len(parts) == 5
