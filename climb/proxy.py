@@ -51,6 +51,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# Settings that may change between a killed job and its rerun without invalidating the checkpoint.
+RESUMABLE_CHANGES = ("nproc", "threads", "checkpoint_every", "delete_after_scoring", "device")
+
+
 class ProxyError(ValueError):
     """A mixture or proxy setting that cannot be trained."""
 
@@ -183,8 +187,10 @@ def build_model(settings: dict, vocab_size: int, seed: int) -> Any:
 
 
 def _fingerprint(args: dict) -> str:
-    keys = ("weights", "settings", "seed", "idx_paths", "superclusters_path", "filter_paths", "world_size")
-    blob = json.dumps({k: args.get(k) for k in keys}, sort_keys=True)
+    # The data do not depend on the number of processes, so a job may resume with a different count.
+    keys = ("weights", "settings", "seed", "idx_paths", "superclusters_path", "filter_paths")
+    blob = json.dumps({k: args.get(k) for k in keys} | {"settings": {k: v for k, v in args["settings"].items()
+                                                                     if k not in RESUMABLE_CHANGES}}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -212,7 +218,6 @@ def _worker(args: dict) -> None:
         torch.set_num_threads(max(1, args["threads"] // world))
     if world > 1:
         dist.init_process_group("nccl" if use_cuda else "gloo")
-    args["world_size"] = world
     try:
         _train(args, settings, world, rank, device, use_cuda, load_tokenizer(args["tokenizer_dir"]))
     finally:
@@ -346,7 +351,8 @@ def train_proxy(weights_path: str, bin_paths: list[str], idx_paths: list[str], s
         _worker(args)
         return
     Path(curve_path).parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", suffix=".json", dir=Path(curve_path).parent, delete=False) as fh:
+    with tempfile.NamedTemporaryFile("w", prefix=".torchrun-args-", suffix=".json", dir=Path(curve_path).parent,
+                                     delete=False) as fh:
         json.dump(args, fh)
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, threads // nproc))}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
