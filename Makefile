@@ -34,6 +34,14 @@ test: setup
 	$(BIN)/snakemake --lint
 	$(BIN)/pytest -q
 
+# The benchmark suite (climb/bench): writes bench/results.json and prints one Markdown table.
+# `make bench ONLY=embed,kmeans SIZE=small`; items: embed kmeans proxy predictor search dag end_to_end memory
+# quality outcome; SIZE tiny | small | full (default).
+SIZE ?= full
+ONLY ?=
+bench: setup
+	$(BIN)/python -m climb.bench --size $(SIZE) $(if $(ONLY),--only $(ONLY)) --out bench/results.json --markdown bench/results.md
+
 lint: setup
 	$(BIN)/ruff check climb scripts tests
 	$(BIN)/snakemake --lint

@@ -1,0 +1,3 @@
+from climb.bench.runner import main
+
+raise SystemExit(main())

@@ -1,0 +1,451 @@
+"""The benchmark items of issue 9. Each takes a size (tiny | small | full) and a scratch folder, returns an
+``ItemResult`` whose rows put our figure beside its comparison, both measured in this run."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from climb.bench.common import ROOT, ItemResult, Row, Skip, newsgroup_texts, peak_rss, ratio, shared_file, timed
+from climb.io import save_npy, write_json, write_parquet
+
+log = logging.getLogger(__name__)
+THREADS = 2
+
+
+def _defaults() -> dict:
+    from snakemake.utils import validate
+
+    from climb.config import SCHEMA_PATH
+
+    config: dict = {}
+    validate(config, str(SCHEMA_PATH))
+    return config
+
+
+def _texts(n: int) -> tuple[list[str], str]:
+    """``n`` real documents: 20 Newsgroups when present, else the embedded default's documentation prose."""
+    try:
+        return newsgroup_texts(n), "20 Newsgroups"
+    except Skip:
+        from climb.embedded import build_corpus
+
+        corpus, _ = build_corpus(max(20, n // 6), 0, 0, 200, 2000, 0)
+        texts = [d.text for d in corpus]
+        return (texts * (n // max(1, len(texts)) + 1))[:n], "embedded documentation prose"
+
+
+# ---------------------------------------------------------------------------------------------------- embedding
+def embed(size: str, tmp: Path) -> ItemResult:
+    """embed_shard (the embed rule's function: parquet in, float16 .npy out, model load included) against a bare
+    SentenceTransformer load + encode on the same documents and batch size. Best of ``repeats`` alternated runs."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from climb.embed import embed_shard, resolve_model_path
+
+    n, repeats = {"tiny": (32, 1), "small": (256, 2), "full": (2000, 3)}[size]
+    cfg = _defaults()["embed"]
+    texts, source = _texts(n)
+    corpus = tmp / "embed_corpus.parquet"
+    write_parquet(corpus, pa.table({"id": [f"d{i}" for i in range(n)], "text": texts}))
+    torch.set_num_threads(THREADS)
+    path = resolve_model_path(cfg["model"])
+
+    def bare() -> np.ndarray:
+        model = SentenceTransformer(path, device="cpu")
+        model.max_seq_length = cfg["max_seq_length"]
+        return model.encode(texts, batch_size=cfg["batch_size"], normalize_embeddings=True, convert_to_numpy=True,
+                            show_progress_bar=False)
+
+    ours_s, bare_s = [], []
+    for r in range(repeats):
+        vectors, s = timed(bare)
+        bare_s.append(s)
+        _, s = timed(embed_shard, str(corpus), str(tmp / f"embed_{r}.npy"), cfg["model"], "cpu",
+                     cfg["max_seq_length"], cfg["batch_size"], cfg["chunk_rows"], False, THREADS)
+        ours_s.append(s)
+    ours = np.load(tmp / "embed_0.npy").astype(np.float32)
+    agree = float(np.mean(np.sum(ours * vectors, axis=1)))
+    ours_rate, bare_rate = n / min(ours_s), n / min(bare_s)
+    r = ratio(ours_rate, bare_rate)
+    return ItemResult("embed", rows=[Row(
+        "embed docs/s (CPU, model load included)", round(ours_rate, 1), round(bare_rate, 1), r, ">= 0.95",
+        r is not None and r >= 0.95,
+        f"{n} {source} docs, batch {cfg['batch_size']}, max_seq_length {cfg['max_seq_length']}, best of {repeats}; "
+        f"mean cosine(ours, bare) {agree:.4f}")],
+        details={"n_docs": n, "source": source, "ours_seconds": ours_s, "bare_seconds": bare_s,
+                 "mean_cosine_ours_vs_bare": agree})
+
+
+# ------------------------------------------------------------------------------------------------------ k-means
+def kmeans_vectors(n: int, n_base: int, seed: int = 0) -> tuple[np.ndarray, str]:
+    """``n`` unit vectors: ``n_base`` real documents embedded, each copied with Gaussian jitter; synthetic
+    Gaussian mixture on the sphere when the real documents are absent."""
+    rng = np.random.default_rng(seed)
+    try:
+        from climb.embed import embed_texts, load_encoder
+
+        texts = newsgroup_texts(n_base)
+        base = embed_texts(load_encoder(device="cpu"), texts, batch_size=64)
+        how = f"{n_base} real 20 Newsgroups embeddings (all-MiniLM-L6-v2), each jittered (sigma 0.03/dim)"
+    except Skip:
+        centers = rng.normal(size=(n_base // 10, 384))
+        base = centers[rng.integers(0, len(centers), n_base)] + 0.3 * rng.normal(size=(n_base, 384)) / np.sqrt(384)
+        how = f"synthetic Gaussian mixture ({n_base // 10} centres on the sphere; 20 Newsgroups absent)"
+    x = base[rng.integers(0, len(base), n)] + rng.normal(scale=0.03, size=(n, base.shape[1]))
+    x = x.astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return np.ascontiguousarray(x), how
+
+
+def _mean_similarity(x: np.ndarray, centroids: np.ndarray, labels: np.ndarray) -> float:
+    c = centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+    return float(np.mean(np.sum(x * c[labels], axis=1)))
+
+
+def kmeans(size: str, tmp: Path) -> ItemResult:
+    """fit_centroids + nearest_centroids (init random and k-means++) against bare faiss.Kmeans + index.search and
+    scikit-learn MiniBatchKMeans fit + predict, on the same vectors, 25 iterations, one run each."""
+    import faiss
+    from sklearn.cluster import MiniBatchKMeans
+
+    from climb.kmeans import fit_centroids, nearest_centroids
+
+    n, k, n_base = {"tiny": (3000, 30, 200), "small": (20000, 200, 1000), "full": (100000, 1000, 3000)}[size]
+    niter, seed = 25, 0
+    faiss.omp_set_num_threads(THREADS)
+    x, how = kmeans_vectors(n, n_base, seed)
+    results = {}
+
+    def ours(init: str):
+        centroids, _ = fit_centroids(x, k, niter=niter, nredo=1, seed=seed, init=init)
+        labels, _ = nearest_centroids(x, centroids)
+        return centroids, labels
+
+    def bare_faiss():
+        km = faiss.Kmeans(x.shape[1], k, niter=niter, seed=seed, spherical=True, verbose=False)
+        km.train(x)
+        _, labels = km.index.search(x, 1)
+        return km.centroids, labels[:, 0]
+
+    def sklearn_mbk():
+        km = MiniBatchKMeans(n_clusters=k, batch_size=4096, n_init=1, random_state=seed)
+        km.fit(x)
+        return km.cluster_centers_, km.predict(x)
+
+    for name, fn in [("faiss", bare_faiss), ("ours_random", lambda: ours("random")),
+                     ("ours_kmeans++", lambda: ours("kmeans++")), ("sklearn_minibatch", sklearn_mbk)]:
+        (centroids, labels), s = timed(fn)
+        results[name] = {"seconds": round(s, 2), "mean_cosine_similarity": round(_mean_similarity(x, centroids, labels), 4)}
+        log.info("k-means %s: %.1f s", name, s)
+    rows = []
+    for ours_name, label in [("ours_random", "init random"), ("ours_kmeans++", "init k-means++ (default)")]:
+        o = results[ours_name]
+        for other, other_label in [("faiss", "bare faiss"), ("sklearn_minibatch", "sklearn MiniBatchKMeans")]:
+            b = results[other]
+            rows.append(Row(f"k-means fit+assign s, {label} vs {other_label}", o["seconds"], b["seconds"],
+                            ratio(o["seconds"], b["seconds"]), "",  None,
+                            f"mean cos sim {o['mean_cosine_similarity']} vs {b['mean_cosine_similarity']}"))
+    return ItemResult("kmeans", rows=rows, note=f"k={k}, n={n}, d={x.shape[1]}: {how}",
+                      details={"n": n, "k": k, "niter": niter, "vectors": how, "results": results})
+
+
+# ---------------------------------------------------------------------------------------------- proxy, lm-eval
+def proxy(size: str, tmp: Path) -> ItemResult:
+    """climb.proxy_bench: train_proxy tokens/s vs a bare AdamW loop; lm-eval scoring vs bare forward passes."""
+    from climb.proxy_bench import run
+
+    steps = {"tiny": 4, "small": 20, "full": 40}[size]
+    r = run("tiny", steps, 0, THREADS)
+    train_ratio = ratio(r["train_tokens_per_s"], r["bare_train_tokens_per_s"])
+    score_ratio = ratio(r["score_tokens_per_s_lm_eval"], r["bare_forward_tokens_per_s"])
+    return ItemResult("proxy", rows=[
+        Row("proxy training tokens/s (preset tiny)", r["train_tokens_per_s"], r["bare_train_tokens_per_s"],
+            train_ratio, "", None, f"{r['n_params']:,} params, {steps} steps, bare AdamW loop on the same shapes"),
+        Row("lm-eval scoring tokens/s", r["score_tokens_per_s_lm_eval"], r["bare_forward_tokens_per_s"], score_ratio,
+            "", None, f"{r['score_seconds_lm_eval']} s per proxy for {r['score_tokens']} tokens (bits-per-byte task) "
+            "vs bare forward passes"),
+    ], details=r)
+
+
+# ---------------------------------------------------------------------------------------------------- predictor
+def _regmix(split: str) -> tuple[np.ndarray, np.ndarray]:
+    import pandas as pd
+
+    target = "metric/the_pile_pile_cc_val_loss"
+    mixtures = pd.read_csv(shared_file("regmix", f"{split}_mixture_1m.csv"))
+    losses = pd.read_csv(shared_file("regmix", f"{split}_pile_loss_1m.csv"))
+    joined = mixtures.merge(losses, on="index", how="inner", validate="1:1")
+    x = joined[[c for c in mixtures.columns if c != "index"]].to_numpy(dtype=np.float64)
+    return x, joined[target].to_numpy(dtype=np.float64)
+
+
+def predictor(size: str, tmp: Path) -> ItemResult:
+    """Our LightGBM predictor fit on RegMix's 512 training rows, Spearman on the 256 test rows (Pile-CC loss),
+    beside a linear regressor fit on the same rows and the paper's figures."""
+    from scipy.stats import spearmanr
+    from sklearn.linear_model import LinearRegression
+
+    from climb.search.predictor import PredictorSettings, fit_predictor
+
+    seeds = {"tiny": 1, "small": 2, "full": 5}[size]
+    x_train, y_train = _regmix("train")
+    x_test, y_test = _regmix("test")
+    rhos = []
+    for seed in range(seeds):
+        p = fit_predictor(x_train, y_train, PredictorSettings(), seed, cross_validate=False)
+        rhos.append(float(spearmanr(p.predict(x_test), y_test).statistic))
+    linear = float(spearmanr(LinearRegression().fit(x_train, y_train).predict(x_test), y_test).statistic)
+    ours = round(float(np.mean(rhos)), 4)
+    return ItemResult("predictor", rows=[
+        Row("RegMix Pile-CC test Spearman vs linear", ours, round(linear, 4), None, ">= 0.9845 (paper LightGBM)",
+            ours >= 0.9845, f"mean of {seeds} seeds; paper: LightGBM 0.9845, linear 0.9008"),
+    ], details={"spearman_per_seed": rhos, "linear": linear, "paper_lightgbm": 0.9845, "paper_linear": 0.9008})
+
+
+# ------------------------------------------------------------------------------------------------------- search
+def search(size: str, tmp: Path) -> ItemResult:
+    """climb.search.bench's comparison: final regret of climb / regmix / random at equal budgets."""
+    from dataclasses import replace
+
+    from climb.search.bench import BASE, REGMIX_DIR, main_comparison
+
+    seeds, settings = {"tiny": (2, replace(BASE, rounds=(8, 4, 2), candidates=500)),
+                       "small": (5, BASE), "full": (20, BASE)}[size]
+    report = main_comparison(range(seeds), REGMIX_DIR, settings, echo=lambda *a: log.info(" ".join(map(str, a))))
+    rows = []
+    for objective, entry in report.items():
+        climb = entry["climb"]["mean"]
+        for other in ("regmix", "random"):
+            b = entry[other]["mean"]
+            rows.append(Row(f"search regret, {objective}: climb vs {other}", round(climb, 6), round(b, 6),
+                            ratio(climb, b), "< 1 (lower regret)", climb < b,
+                            f"budget {settings.budget}, {seeds} seeds, climb wins "
+                            f"{entry[f'climb_win_rate_vs_{other}']:.0%}"))
+    return ItemResult("search", rows=rows, details={"rounds": list(settings.rounds), "seeds": seeds,
+                                                    "comparison": report})
+
+
+# ---------------------------------------------------------------------------------------------------------- DAG
+def dag(size: str, tmp: Path) -> ItemResult:
+    """Seconds of ``snakemake -n`` on configs/paper-scale.yaml over N empty input shards."""
+    import yaml
+
+    n = {"tiny": 20, "small": 500, "full": 2000}[size]
+    folder = tmp / "dag" / "shards"
+    folder.mkdir(parents=True)
+    for i in range(n):
+        (folder / f"part-{i:05d}.jsonl.zst").touch()
+    overlay = tmp / "dag" / "shards.yaml"
+    overlay.write_text(yaml.safe_dump({"input": {"shards": [f"{folder}/*.jsonl.zst"]}}))
+    cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory",
+           str(tmp / "dag"), "--configfile", str(ROOT / "configs" / "paper-scale.yaml"), str(overlay), "-n",
+           "--quiet", "rules"]
+    proc, s = timed(subprocess.run, cmd, capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"dry run failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    text = proc.stdout + proc.stderr
+    total = next((int(line.split()[1]) for line in text.splitlines() if line.strip().startswith("total")), None)
+    return ItemResult("dag", rows=[Row(f"snakemake -n, paper-scale, {n} shards (s)", round(s, 2), None, None,
+                                       "<= 10 s" if n >= 2000 else "", s <= 10 if n >= 2000 else None,
+                                       f"{total} jobs")],
+                      details={"shards": n, "seconds": s, "jobs": total})
+
+
+# --------------------------------------------------------------------------------------------------- end to end
+def stage_seconds(workdir: Path) -> dict[str, float]:
+    """Seconds per stage (first folder under results/benchmarks) summed over the jobs' benchmark TSVs."""
+    import csv
+
+    stages: dict[str, float] = {}
+    root = workdir / "results" / "benchmarks"
+    for tsv in sorted(root.rglob("*.tsv")):
+        stage = tsv.relative_to(root).parts[0].removesuffix(".tsv")
+        with open(tsv, encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh, delimiter="\t"))
+        stages[stage] = stages.get(stage, 0.0) + sum(float(r["s"]) for r in rows)
+    return stages
+
+
+def end_to_end(size: str, tmp: Path) -> ItemResult:
+    """Wall time of ``snakemake --cores 2`` from an empty workdir, with each stage's share of the job seconds."""
+    workdir = tmp / "e2e"
+    workdir.mkdir()
+    config = {"tiny": None, "small": ROOT / "tests" / "configs" / "ci.yaml", "full": ROOT / "config.yaml"}[size]
+    if config is None:
+        raise Skip("the end-to-end run needs size small (tests/configs/ci.yaml) or full (config.yaml)")
+    cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory",
+           str(workdir), "--configfile", str(config), "--cores", "2"]
+    proc, s = timed(subprocess.run, cmd, capture_output=True, text=True)
+    (tmp / "e2e.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode:
+        raise RuntimeError(f"snakemake failed (log {tmp / 'e2e.log'}):\n{proc.stderr[-3000:]}")
+    stages = stage_seconds(workdir)
+    total = sum(stages.values())
+    top = sorted(stages.items(), key=lambda kv: -kv[1])
+    shares = ", ".join(f"{k} {v / total:.0%}" for k, v in top[:6]) if total else ""
+    return ItemResult("end_to_end", rows=[Row(f"end to end, {config.name}, --cores 2 (s)", round(s, 1), None, None,
+                                              "<= 300 s", s <= 300,
+                                              f"{total:.0f} job-s summed; shares: {shares}")],
+                      details={"config": str(config.relative_to(ROOT)), "wall_seconds": s,
+                               "stage_job_seconds": {k: round(v, 2) for k, v in top},
+                               "workdir": str(workdir)})
+
+
+# ------------------------------------------------------------------------------------------------------- memory
+def make_assign_inputs(folder: str, n_rows: int, k: int, seed: int = 0) -> dict[str, str]:
+    """A corpus (ids only) and float16 embeddings of ``n_rows`` rows, and ``k`` centroids."""
+    rng = np.random.default_rng(seed)
+    root = Path(folder)
+    d = 384
+    emb = np.lib.format.open_memmap(root / "emb.npy", mode="w+", dtype=np.float16, shape=(n_rows, d))
+    for start in range(0, n_rows, 100_000):
+        block = rng.normal(size=(min(100_000, n_rows - start), d)).astype(np.float32)
+        emb[start:start + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    emb.flush()
+    del emb
+    write_parquet(root / "corpus.parquet", pa.table({"id": [f"doc{i:09d}" for i in range(n_rows)]}))
+    c = rng.normal(size=(k, d)).astype(np.float32)
+    save_npy(root / "centroids.npy", c / np.linalg.norm(c, axis=1, keepdims=True))
+    return {"corpus_path": str(root / "corpus.parquet"), "embeddings_path": str(root / "emb.npy"),
+            "centroids_path": str(root / "centroids.npy"), "out_path": str(root / "assign.parquet")}
+
+
+def make_export_inputs(folder: str, n_shards: int, docs_per_shard: int, seed: int = 0) -> dict:
+    """Corpus shards, token indexes, super-clusters and a mixture for an export of ``n_shards`` shards."""
+    rng = np.random.default_rng(seed)
+    root = Path(folder)
+    words = ["data", "model", "cluster", "token", "mixture", "proxy", "weight", "score", "train", "loss", "batch", "step", "layer", "sample"]
+    corpus, idx = [], []
+    for s in range(n_shards):
+        ids = [f"s{s:04d}d{i:07d}" for i in range(docs_per_shard)]
+        length = rng.integers(50, 300, docs_per_shard)
+        text = [" ".join(rng.choice(words, int(n))) for n in length]
+        cluster = rng.integers(0, 16, docs_per_shard).astype(np.int32)
+        write_parquet(root / f"corpus/shard{s}.parquet", pa.table({"id": ids, "text": text}))
+        write_parquet(root / f"tokens/shard{s}.idx.parquet", pa.table({
+            "id": ids, "offset": pa.array(np.cumsum(length) - length), "length": pa.array(length, pa.int32()),
+            "cluster": pa.array(cluster)}))
+        corpus.append(str(root / f"corpus/shard{s}.parquet"))
+        idx.append(str(root / f"tokens/shard{s}.idx.parquet"))
+    write_json(root / "superclusters.json", {
+        "n_superclusters": 4, "cluster_to_supercluster": {str(c): c // 4 for c in range(16)},
+        "superclusters": [{"id": s, "name": f"sc{s:02d}", "clusters": list(range(4 * s, 4 * s + 4)), "n_docs": 0,
+                           "n_chars": 0} for s in range(4)]})
+    write_json(root / "mixture.json", {"weights": {"0": 0.4, "1": 0.3, "2": 0.2, "3": 0.1}, "predicted": 0.0})
+    write_parquet(root / "filter.parquet", pa.table({"id": pa.array([], pa.string()), "reason": pa.array([], pa.string())}))
+    return {"folder": folder, "corpus": corpus, "idx": idx}
+
+
+def run_export(folder: str, corpus: list[str], idx: list[str], token_budget: int, part_tokens: int) -> None:
+    """Plan, select every shard, write the parts and manifest: the export stage in one process."""
+    from climb.export import n_parts, plan_export, select_shard, write_climbmix
+
+    root = Path(folder)
+    sc, mix, filters = str(root / "superclusters.json"), str(root / "mixture.json"), [str(root / "filter.parquet")]
+    plan_export(idx, sc, filters, mix, str(root / "plan.json"), token_budget=token_budget, part_tokens=part_tokens,
+                seed=0)
+    selects = []
+    for c, i in zip(corpus, idx, strict=True):
+        out = str(root / "select" / Path(c).name)
+        select_shard(c, i, sc, filters, str(root / "plan.json"), out)
+        selects.append(out)
+    parts = [str(root / f"climbmix/part-{n:05d}.parquet") for n in range(n_parts(token_budget, part_tokens))]
+    write_climbmix(selects, str(root / "plan.json"), mix, parts, str(root / "climbmix/manifest.json"),
+                   config_hash="bench")
+
+
+def memory(size: str, tmp: Path) -> ItemResult:
+    """Peak RSS (ru_maxrss of a fresh subprocess) of assign_shard on a shard of 1x/2x/4x rows, and of the export
+    stage (plan, select, parts) over 1x/2x/4x shards at a token budget of 30% of the corpus."""
+    base_rows, k, base_shards, docs = {"tiny": (20_000, 32, 1, 2_000), "small": (100_000, 256, 2, 10_000),
+                                       "full": (250_000, 1000, 4, 20_000)}[size]
+    rows, details = [], {"assign": {}, "export": {}}
+    for factor in (1, 2, 4):
+        folder = tmp / f"mem_assign_{factor}"
+        folder.mkdir()
+        kwargs = make_assign_inputs(str(folder), base_rows * factor, k)
+        details["assign"][factor] = {"rows": base_rows * factor, **peak_rss("climb.kmeans", "assign_shard", kwargs,
+                                                                           ["faiss", "pyarrow.parquet"])}
+        folder = tmp / f"mem_export_{factor}"
+        folder.mkdir()
+        data = make_export_inputs(str(folder), base_shards * factor, docs)
+        tokens = sum(int(pa.parquet.read_table(p, columns=["length"]).column("length").to_numpy().sum())
+                     for p in data["idx"])
+        budget = int(0.3 * tokens)
+        details["export"][factor] = {"shards": base_shards * factor, "token_budget": budget, **peak_rss(
+            "climb.bench.items", "run_export", {"folder": data["folder"], "corpus": data["corpus"], "idx": data["idx"],
+                                                "token_budget": budget, "part_tokens": 1_000_000},
+            ["climb.export", "pyarrow.parquet"])}
+    for what, label in [("assign", f"assign_shard peak RSS MB, 4x vs 1x rows (1x = {base_rows:,}, k={k})"),
+                        ("export", f"export peak RSS MB, 4x vs 1x shards (1x = {base_shards} x {docs:,} docs)")]:
+        one, four = details[what][1]["peak_mb"], details[what][4]["peak_mb"]
+        r = ratio(four, one)
+        anon = [round(details[what][f]["peak_anon_mb"]) for f in (1, 2, 4)]
+        rows.append(Row(label, round(four), round(one), r, "<= 1.2", r is not None and r <= 1.2,
+                        f"1x/2x/4x peak {[round(details[what][f]['peak_mb']) for f in (1, 2, 4)]} MB (VmHWM, mapped "
+                        f"file pages included); anonymous only {anon} MB"))
+    return ItemResult("memory", rows=rows, details=details)
+
+
+# ------------------------------------------------------------------------------------------------------ quality
+def quality(size: str, tmp: Path) -> ItemResult:
+    """AUC against DCLM's human labels: our fastText quality score (classifiers trained on the default teacher's
+    labels of the embedded corpus, as the pipeline does), the teacher's own score, and document length alone."""
+    from sklearn.metrics import roc_auc_score
+
+    from climb.embedded import build_corpus
+    from climb.quality.annotate import annotate, make_teacher
+    from climb.quality.classifier import build_classifiers, expected_scores, load
+
+    data = shared_file("dclm_quality", "agreement_data.jsonl")
+    rows = [json.loads(line) for line in data.read_text().splitlines() if line.strip()]
+    texts, labels = [r["text"] for r in rows], [int(r["label"]) for r in rows]
+    config = _defaults()
+    q, criteria = config["quality"], config["quality"]["criteria"]
+    per_topic = {"tiny": 20, "small": 60, "full": 100}[size]
+    corpus, _ = build_corpus(per_topic, 0, max(5, per_topic // 3), 200, 1000, 11)
+    path = tmp / "quality_corpus.parquet"
+    write_parquet(path, pa.table({"id": [d.id for d in corpus], "text": [d.text for d in corpus],
+                                  "n_chars": pa.array([len(d.text) for d in corpus], pa.int64())}))
+    annotate([str(path)], str(tmp / "annotations.parquet"), criteria, q["teacher"], q["sample_size"], 11)
+    models = [str(tmp / f"{c}.bin") for c in criteria]
+    build_classifiers(models, str(tmp / "metrics.json"), criteria, q["classifier"], 11,
+                      annotations=str(tmp / "annotations.parquet"))
+    ours = roc_auc_score(labels, np.mean([expected_scores(load(m), texts, q["classifier"]) for m in models], axis=0))
+    teacher = make_teacher(q["teacher"], criteria)
+    teacher_auc = roc_auc_score(labels, [np.mean(list(teacher.score(t).values())) for t in texts])
+    length = roc_auc_score(labels, [len(t) for t in texts])
+    return ItemResult("quality", rows=[
+        Row("DCLM human labels AUC: quality score vs length", round(ours, 3), round(length, 3), None,
+            "> length AUC", ours > length,
+            f"{len(texts)} docs; fastText on {len(corpus)} embedded docs labelled by the {q['teacher']['kind']} "
+            f"teacher; that teacher alone: {teacher_auc:.3f}"),
+    ], details={"auc_fasttext": ours, "auc_teacher": teacher_auc, "auc_length": length, "n": len(texts)})
+
+
+# ------------------------------------------------------------------------------------------------------ outcome
+def outcome(size: str, tmp: Path, e2e_workdir: Path | None = None) -> ItemResult:
+    """The validation table (issue 10) of the embedded default, read from the end-to-end run's workdir."""
+    has_rule = any("rule validate" in p.read_text() for p in (ROOT / "rules").glob("*.smk"))
+    if not has_rule:
+        raise Skip("the validation target (issue 10) does not exist yet")
+    if e2e_workdir is None:
+        raise Skip("the outcome needs the end-to-end run of this invocation (run with ONLY including end_to_end)")
+    tables = sorted((e2e_workdir / "results").rglob("validation*.md"))
+    if not tables:
+        raise Skip(f"no validation*.md under {e2e_workdir / 'results'}: is the validate target in rule all?")
+    text = tables[0].read_text()
+    return ItemResult("outcome", rows=[Row("validation table", str(tables[0].name), note="table in details")],
+                      details={"table": text})
+
+
+ITEMS = {"embed": embed, "kmeans": kmeans, "proxy": proxy, "predictor": predictor, "search": search, "dag": dag,
+         "end_to_end": end_to_end, "memory": memory, "quality": quality, "outcome": outcome}
