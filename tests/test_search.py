@@ -96,15 +96,50 @@ def test_climb_is_deterministic():
 
 
 @pytest.mark.slow
-def test_reduced_benchmark_climb_has_lowest_regret():
-    """A reduced simulator benchmark (planted objective, 6 seeds, smaller candidate sets); the full one is
+@pytest.mark.parametrize("objective", ["planted", "mixing_law"])
+def test_reduced_benchmark_climb_has_lowest_regret(objective):
+    """A reduced simulator benchmark (8 seeds, 5,000 candidates; noisy evaluations, budget 112); the full one is
     `python -m climb.search.bench`."""
     from dataclasses import replace
 
     from climb.search.bench import BASE, regrets
+    from climb.search.objectives import mixing_law_objective
+    from tests.conftest import shared_data
 
-    settings = replace(BASE, candidates=5000)
-    r = regrets(planted_objective, settings, ("climb", "regmix", "random"), range(6))
+    if objective == "planted":
+        objective_for_seed = planted_objective
+    else:
+        law = mixing_law_objective(shared_data("regmix"))
+        objective_for_seed = lambda seed: law  # noqa: E731
+    r = regrets(objective_for_seed, replace(BASE, candidates=5000), ("climb", "regmix", "random"), range(8))
     means = {k: float(v.mean()) for k, v in r.items()}
-    print(means)
+    print(objective, means)
     assert means["climb"] < means["regmix"] and means["climb"] < means["random"]
+
+
+def test_mixing_law_fit_on_all_regmix_rows():
+    from climb.search.objectives import fit_mixing_law, load_regmix, mixing_law_objective
+    from tests.conftest import shared_data
+
+    folder = shared_data("regmix")
+    mixes, losses = load_regmix(folder)
+    assert len(mixes) == len(losses) == 768 and mixes.shape[1] == 17
+    w = mixes.to_numpy(dtype=float)
+    w = w / w.sum(axis=1, keepdims=True)
+    y = losses["metric/the_pile_pile_cc_val_loss"].to_numpy()
+    c, t, sigma = fit_mixing_law(w, y)
+    pred = c + np.exp(w @ t)
+    r2 = 1 - ((pred - y) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+    assert r2 > 0.85 and 0 < sigma < y.std()
+    law = mixing_law_objective(folder)
+    assert law.noise == pytest.approx(sigma)
+    # the optimum is the best vertex: all weight on the domain with the most negative exponent
+    best = np.eye(17)[int(np.argmin(t))]
+    assert law.regret(best) == pytest.approx(0.0, abs=1e-12)
+    assert law.regret(law.prior.share) > 0
+
+
+def test_planted_optimum_is_at_least_as_good_as_any_sample():
+    obj = planted_objective(3)
+    samples = np.random.default_rng(0).dirichlet(np.full(21, 0.3), size=5000)
+    assert obj.f(samples).max() <= obj.optimum + 1e-9
