@@ -132,6 +132,13 @@ def objective(results: dict, tasks: list[dict]) -> tuple[float, dict[str, float]
     return total / weight_sum, values
 
 
+def _model_window(proxy_dir: str) -> int | None:
+    path = Path(proxy_dir) / "config.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get("max_position_embeddings")
+
+
 def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str, sort_keys=True))
 
@@ -146,6 +153,12 @@ def evaluate_proxy(proxy_dir: str, target: str, config: dict, out_path: str, see
     settings = config["evaluation"]
     tasks = target_tasks(config["targets"], target)
     names = sorted({t["task"] for t in tasks})
+    window = _model_window(proxy_dir)
+    span = settings["heldout"]["continuation_chars"]
+    if "climb_heldout_mc" in names and window is not None and window <= span:
+        raise EvaluationError(f"{proxy_dir}: the model's context ({window} tokens) cannot hold a climb_heldout_mc answer "
+                              f"(up to {span} bytes); raise proxy.max_position_embeddings or lower "
+                              "evaluation.heldout.continuation_chars")
     manager = task_manager(config, names)
     specs = task_specs(config, manager, names)
     cuda = settings["device"] == "cuda" or (settings["device"] == "auto" and torch.cuda.is_available())
@@ -193,8 +206,8 @@ def build_heldout_tasks(heldout_path: str, bpb_path: str, mc_path: str, settings
 
     ``bpb_path``: up to ``max_docs`` documents of the topic (``text``). ``mc_path``: up to ``mc_items`` items, each
     the beginning of a topic document (``context``, cut at a word boundary near ``context_chars``), its true
-    continuation and ``mc_choices - 1`` continuations of other held-out documents of the same topic, shuffled,
-    with the index of the true one in ``label``.
+    continuation (at most ``continuation_chars`` UTF-8 bytes, cut at a word boundary) and ``mc_choices - 1``
+    continuations of other held-out documents of the same topic, shuffled, with the index of the true one in ``label``.
     """
     docs = []
     with open(heldout_path, encoding="utf-8") as fh:
@@ -223,7 +236,9 @@ def build_heldout_tasks(heldout_path: str, bpb_path: str, mc_path: str, settings
         if at <= cut // 3:
             return None
         rest = text[at:]
-        end = rest.rfind(" ", 0, span)
+        # At most `span` UTF-8 bytes, so at most `span` tokens under a byte-level tokenizer.
+        fits = rest.encode("utf-8")[:span].decode("utf-8", errors="ignore")
+        end = fits.rfind(" ")
         if end <= 0:
             return None
         return text[:at], rest[:end]

@@ -316,6 +316,8 @@ def _train(args: dict, settings: dict, world: int, rank: int, device: Any, use_c
             "tokens_per_second": round(trained * batch * seq_len / seconds, 1) if seconds > 0 else None,
             "final_loss": history["loss"][-1] if history["loss"] else None,
         }
+        if Path(args["out_dir"]).is_dir():  # a folder cannot be renamed over a non-empty one
+            shutil.rmtree(args["out_dir"])
         with atomic_path(args["out_dir"]) as tmp:
             model.save_pretrained(str(tmp), safe_serialization=True)
             tokenizer.save_pretrained(str(tmp))
