@@ -57,6 +57,7 @@ def pipeline(tmp_path_factory) -> Path:
 DEFAULT_TARGETS = [
     "results/corpus/summary.json",
     *(f"results/kmeans/assign/embedded-{i:03d}.parquet" for i in range(4)),
+    "results/tokens/prior.json",  # and so quality, super-clusters, filters and tokens
 ]
 
 
