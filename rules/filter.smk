@@ -39,8 +39,7 @@ rule decontam_index:
     params:
         tasks=get_decontam_tasks(),
         ngram=config["decontam"]["ngram"],
-        evaluation=config["evaluation"],
-        targets=config["targets"],
+        evaluation={key: config["evaluation"][key] for key in ("include_paths", "data_files")},
     log:
         "results/logs/filter/decontam_index.log",
     benchmark:

@@ -3,4 +3,4 @@ from climb.log import log_to
 
 with log_to(snakemake.log[0]):
     build_index_file(snakemake.params.tasks, snakemake.output.index, snakemake.output.stats, snakemake.params.ngram,
-                     config={"evaluation": snakemake.params.evaluation, "targets": snakemake.params.targets})
+                     config={"evaluation": snakemake.params.evaluation})
