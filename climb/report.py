@@ -350,30 +350,40 @@ def plot_round_mixtures(history: pd.DataFrame, names: dict[int, str], out_png: s
     _save(fig, out_png)
 
 
-def plot_predicted_vs_measured(history: pd.DataFrame, out_png: str) -> None:
-    """Predicted against measured objective of every mixture the predictor proposed (rounds >= 2)."""
-    h = history[history["predicted"].notna()]
+def plot_predicted_vs_measured(history: pd.DataFrame, out_png: str, fitted: np.ndarray | None = None) -> None:
+    """Predicted against measured objective of every mixture the predictor proposed (rounds >= 2, predicted before
+    its proxy was trained), and, when given, the final predictor's in-sample fit on every evaluated mixture."""
+    proposed = history[history["predicted"].notna()]
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    if len(h):
-        rounds = sorted(h["round"].unique())
-        for r, c in zip(rounds, colours(len(rounds) + 1)[1:], strict=True):
-            g = h[h["round"] == r]
-            ax.scatter(g["predicted"], g["objective"], color=c, edgecolor="k", linewidth=0.4, label=f"round {r}")
-        lo = float(min(h["predicted"].min(), h["objective"].min()))
-        hi = float(max(h["predicted"].max(), h["objective"].max()))
+    xs, ys = [], []
+    if fitted is not None:
+        ax.scatter(fitted, history["objective"], facecolor="none", edgecolor="#555", s=40,
+                   label="final predictor, in-sample fit")
+        xs.append(np.asarray(fitted, float))
+        ys.append(history["objective"].to_numpy(float))
+    rounds = sorted(proposed["round"].unique())
+    for r, c in zip(rounds, colours(len(rounds) + 1)[1:], strict=True):
+        g = proposed[proposed["round"] == r]
+        ax.scatter(g["predicted"].astype(float), g["objective"], color=c, edgecolor="k", linewidth=0.4,
+                   label=f"round {r}: predicted before training")
+        xs.append(g["predicted"].to_numpy(float))
+        ys.append(g["objective"].to_numpy(float))
+    title = "Predictor: predicted vs measured"
+    if xs:
+        lo = float(min(np.min(x) for x in [*xs, *ys]))
+        hi = float(max(np.max(x) for x in [*xs, *ys]))
         pad = 0.05 * (hi - lo or 1)
         ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="#888", linestyle="--", linewidth=1, label="y = x")
-        if len(h) >= 3:
-            rho = pd.Series(h["predicted"].to_numpy(float)).corr(pd.Series(h["objective"].to_numpy(float)),
-                                                                  method="spearman")
-            ax.set_title(f"Predictor: predicted vs measured (Spearman {rho:.2f})")
-        else:
-            ax.set_title("Predictor: predicted vs measured")
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.set_ylim(lo - pad, hi + pad)
+        if len(proposed) >= 3:
+            rho = pd.Series(proposed["predicted"].to_numpy(float)).corr(
+                pd.Series(proposed["objective"].to_numpy(float)), method="spearman")
+            title += f"\nproposals: Spearman {rho:.2f} over {len(proposed)}"
         ax.legend(fontsize=8)
     else:
-        ax.text(0.5, 0.5, "no proposed mixtures yet (search has one round)", ha="center", va="center",
-                transform=ax.transAxes)
-        ax.set_title("Predictor: predicted vs measured")
+        ax.text(0.5, 0.5, "no predictions (search has one round)", ha="center", va="center", transform=ax.transAxes)
+    ax.set_title(title)
     ax.set_xlabel("predicted objective")
     ax.set_ylabel("measured objective (higher is better)")
     _save(fig, out_png)
@@ -401,14 +411,23 @@ def plot_objective_per_round(history: pd.DataFrame, out_png: str, final_predicte
 
 def search_report(rounds: Sequence[int], weights_paths: Sequence[str], score_paths: Sequence[str],
                   superclusters_path: str, final_path: str, out_mixtures: str, out_predicted: str,
-                  out_objective: str) -> pd.DataFrame:
-    """The three search plots of one target from its evaluated mixtures."""
+                  out_objective: str, model_path: str | None = None) -> pd.DataFrame:
+    """The three search plots of one target from its evaluated mixtures (and its last predictor, when given)."""
     names = supercluster_names(superclusters_path)
-    history = read_search_history(rounds, weights_paths, score_paths, sorted(names))
+    ids = sorted(names)
+    history = read_search_history(rounds, weights_paths, score_paths, ids)
     final = read_json(final_path)
     predicted = final.get("predicted") if isinstance(final, dict) else None
+    fitted = None
+    if model_path is not None:
+        import lightgbm as lgb
+
+        booster = lgb.Booster(model_file=str(model_path))
+        if booster.num_feature() != len(ids):
+            raise ValueError(f"{model_path} takes {booster.num_feature()} weights but there are {len(ids)} super-clusters")
+        fitted = booster.predict(history[[f"w{s}" for s in ids]].to_numpy(float))
     plot_round_mixtures(history, names, out_mixtures)
-    plot_predicted_vs_measured(history, out_predicted)
+    plot_predicted_vs_measured(history, out_predicted, fitted)
     plot_objective_per_round(history, out_objective, predicted if isinstance(predicted, int | float) else None)
     return history
 

@@ -197,8 +197,10 @@ def get_report_search_outputs():
 def get_report_search_inputs(wildcards):
     """Weights and scores of every mixture evaluated for the exported target (rounds 1..n), and its final mixture."""
     target = get_export_target()
-    dirs = [d for r in range(1, len(config["search"]["rounds"]) + 1) for d in _search_round_dirs(target, r)]
-    return {**_search_history(target, dirs), "final": get_export_mixture()}
+    last = len(config["search"]["rounds"])
+    dirs = [d for r in range(1, last + 1) for d in _search_round_dirs(target, r)]
+    return {**_search_history(target, dirs), "final": get_export_mixture(),
+            "model": f"results/search/{target}/round{last}/predictor.txt"}
 
 
 def get_report_search_rounds():

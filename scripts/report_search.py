@@ -4,4 +4,4 @@ from climb.report import search_report
 with log_to(snakemake.log[0]):
     search_report(list(snakemake.params.rounds), list(snakemake.input.weights), list(snakemake.input.scores),
                   snakemake.input.superclusters, snakemake.input.final, snakemake.output.mixtures,
-                  snakemake.output.predicted, snakemake.output.objective)
+                  snakemake.output.predicted, snakemake.output.objective, model_path=snakemake.input.model)

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from climb.io import save_npy, write_json, write_parquet
+from climb.io import read_json, save_npy, write_json, write_parquet
 from climb.report import (
     characteristic_words,
     pca_2d,
@@ -127,8 +127,15 @@ def test_search_plots_and_weights_vs_prior(outputs, tmp_path):
             scores.append(str(mix / "scores" / "general.json"))
     write_json(tmp_path / "final.json", {"weights": {"0": 0.7, "1": 0.2, "2": 0.1}, "predicted": 0.69})
     write_json(tmp_path / "prior.json", {"prior": {"0": 0.3, "1": 0.3, "2": 0.4}})
+    import lightgbm as lgb
+
+    x = np.array([[read_json(w)["weights"][str(s)] for s in range(3)] for w in weights])
+    y = np.array([read_json(p)["objective"] for p in scores])
+    booster = lgb.train({"objective": "regression", "min_data_in_leaf": 1, "verbose": -1}, lgb.Dataset(x, y), 20)
+    booster.save_model(str(tmp_path / "predictor.txt"))
     history = search_report(rounds, weights, scores, data["superclusters"], str(tmp_path / "final.json"),
-                            str(tmp_path / "mix.png"), str(tmp_path / "pred.png"), str(tmp_path / "obj.png"))
+                            str(tmp_path / "mix.png"), str(tmp_path / "pred.png"), str(tmp_path / "obj.png"),
+                            model_path=str(tmp_path / "predictor.txt"))
     assert list(history["round"]) == rounds and history["predicted"].notna().sum() == 5
     plot_weights_vs_prior(str(tmp_path / "final.json"), str(tmp_path / "prior.json"), data["superclusters"],
                           str(tmp_path / "final.png"))
