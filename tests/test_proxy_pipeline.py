@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -60,50 +60,49 @@ def test_prior_covers_the_kept_superclusters(pipeline):
 
 
 @pytest.mark.slow
-def test_topic_proxy_beats_off_topic_proxy_within_a_minute(pipeline_copy, tmp_path):
-    """Two proxies with the embedded default's proxy and evaluation settings, all weight on one super-cluster
-    each: the one richest in the target topic scores better on that topic's held-out text, and each proxy
-    trains and scores in well under a minute (the rules' benchmark files)."""
+def test_topic_proxy_beats_off_topic_proxy_within_a_minute(default_pipeline, tmp_path):
+    """The embedded default (config.yaml): two proxies, all weight on one super-cluster each. The one richest in
+    the target topic scores better on that topic's held-out text; each proxy trains and scores in well under a
+    minute of CPU (the rules' benchmark files); with delete_after_scoring the scored proxies are gone."""
+    workdir = tmp_path / "run"
+    shutil.copytree(default_pipeline, workdir, symlinks=True)
+    extra = tmp_path / "delete.yaml"
+    extra.write_text("proxy:\n  delete_after_scoring: true\n")
     schema = load_schema()["properties"]
-    defaults = {"proxy": {k: v["default"] for k, v in schema["proxy"]["properties"].items()},
-                "evaluation": {k: v["default"] for k, v in schema["evaluation"]["properties"].items()}}
-    defaults["evaluation"]["heldout"] = {k: v["default"]
-                                         for k, v in schema["evaluation"]["properties"]["heldout"]["properties"].items()}
-    overrides = tmp_path / "defaults.yaml"
-    overrides.write_text(yaml.safe_dump(defaults))
-    topic = defaults["evaluation"]["heldout"]["topic"]
+    topic = schema["evaluation"]["properties"]["heldout"]["properties"]["topic"]["default"]
+    proxy = {k: v["default"] for k, v in schema["proxy"]["properties"].items()}
 
-    docs = _tokens_by_origin(pipeline_copy)
+    docs = _tokens_by_origin(workdir)
     docs = docs[docs["super_cluster"] >= 0]
     totals = docs.groupby("super_cluster")["length"].sum()
     share = (docs[docs["origin"] == f"natural/{topic}"].groupby("super_cluster")["length"].sum()
              .reindex(totals.index, fill_value=0) / totals)
-    big = totals[totals >= totals.max() / 10].index
-    on, off = int(share[big].idxmax()), int(share[big].idxmin())
+    on, off = int(share.idxmax()), int(share.idxmin())
     assert share[on] > 0.3 and share[off] < 0.05, share
 
-    mixes = {"on": (on, "results/search/test/round1/mix0"), "off": (off, "results/search/test/round1/mix1")}
-    for sc, mixdir in mixes.values():
-        write_json(pipeline_copy / mixdir / "weights.json", {"weights": {str(s): float(s == sc) for s in totals.index}})
-    snakemake(pipeline_copy, *(f"{m}/scores/general.json" for _, m in mixes.values()), "--cores", "2",
-              "--configfile", str(CI_CONFIG), str(overrides), configfile=None)  # test/round1: no search rule writes it
+    mixes = {"on": "results/search/test/round1/mix0", "off": "results/search/test/round1/mix1"}
+    for key, sc in (("on", on), ("off", off)):
+        write_json(workdir / mixes[key] / "weights.json", {"weights": {str(s): float(s == sc) for s in totals.index}})
+    # test/round1 is no search round (those start at 2), so nothing else writes these weights.
+    snakemake(workdir, *(f"{m}/scores/general.json" for m in mixes.values()), "--cores", "2",
+              "--configfile", str(extra), configfile=None)
 
-    scores = {k: json.loads((pipeline_copy / m / "scores/general.json").read_text()) for k, (_, m) in mixes.items()}
+    scores = {k: json.loads((workdir / m / "scores/general.json").read_text()) for k, m in mixes.items()}
     bpb = {k: s["metrics"]["climb_heldout_bpb/bits_per_byte"] for k, s in scores.items()}
-    assert bpb["on"] < bpb["off"], scores
+    assert bpb["on"] < bpb["off"] - 0.05, scores
     assert scores["on"]["objective"] > scores["off"]["objective"], scores
-    for _, mixdir in mixes.values():
-        training = json.loads((pipeline_copy / mixdir / "training.json").read_text())
-        per_step = defaults["proxy"]["batch_size"] * defaults["proxy"]["seq_len"]
-        assert training["tokens"] == defaults["proxy"]["tokens"] // per_step * per_step
-        bench = [_benchmark(pipeline_copy / f"results/benchmarks/search/{mixdir.removeprefix('results/search/')}/{name}.tsv")
+    for mixdir in mixes.values():
+        assert not (workdir / mixdir / "proxy").exists()  # delete_after_scoring: temp() once scored
+        training = json.loads((workdir / mixdir / "training.json").read_text())
+        per_step = proxy["batch_size"] * proxy["seq_len"]
+        assert training["tokens"] == proxy["tokens"] // per_step * per_step
+        bench = [_benchmark(workdir / f"results/benchmarks/search/{mixdir.removeprefix('results/search/')}/{name}.tsv")
                  for name in ("train_proxy", "evaluate_general")]
         cpu, wall = sum(float(b["cpu_time"]) for b in bench), sum(float(b["s"]) for b in bench)
         print(mixdir, f"train+score: {cpu:.1f} s CPU, {wall:.1f} s wall", training["tokens_per_second"], "tokens/s", bpb)
-        # One thread per proxy (proxy.threads: 1): CPU time is the wall time of an otherwise idle core, which
-        # a shared test machine cannot promise.
-        assert cpu < 45
-    assert np.isfinite(list(bpb.values())).all()
+        # One thread per proxy (proxy.threads: 1): its CPU time is the wall time on an otherwise idle core,
+        # which a shared test machine cannot promise.
+        assert cpu < 50
 
 
 def _benchmark(path: Path) -> dict:
