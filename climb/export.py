@@ -46,6 +46,7 @@ from climb.tokenize import read_filtered_ids, read_superclusters, usable_rows
 
 log = logging.getLogger("climb.export")
 
+MAX_PARTS = 100_000
 BITS = 16
 BINS = 1 << BITS
 PART_SCHEMA = pa.schema([
@@ -73,7 +74,11 @@ def n_parts(token_budget: int, part_tokens: int) -> int:
     """Parts a ClimbMix of ``token_budget`` tokens is written as (fixed by config, not by data)."""
     if token_budget < 1 or part_tokens < 1:
         raise ExportError(f"export.token_budget ({token_budget}) and export.part_tokens ({part_tokens}) must be >= 1")
-    return max(1, math.ceil(token_budget / part_tokens))
+    parts = max(1, math.ceil(token_budget / part_tokens))
+    if parts > MAX_PARTS:
+        raise ExportError(f"export.token_budget {token_budget} / export.part_tokens {part_tokens} gives {parts} parts "
+                          f"(more than {MAX_PARTS}); raise export.part_tokens (e.g. 1e9 for a 400B-token ClimbMix)")
+    return parts
 
 
 def _keys(ids: Sequence[str], seed: int, tag: str) -> np.ndarray:

@@ -210,6 +210,8 @@ def test_n_parts_from_config():
     assert n_parts(1000, 300) == 4 and n_parts(1000, 1000) == 1 and n_parts(10, 1000) == 1
     with pytest.raises(ExportError):
         n_parts(0, 10)
+    with pytest.raises(ExportError, match="raise export.part_tokens"):
+        n_parts(400 * 10**9, 250_000)  # paper scale with the default part size: 1.6M parts
 
 
 def test_blends(data, tmp_path):
