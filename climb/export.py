@@ -7,7 +7,7 @@ super-cluster ``s`` contributes ``round(weight_s x token_budget)`` tokens, count
 How documents are drawn, deterministically for a seed and independently of how the corpus is sharded:
 
 1. **Plan** (one job, streams the token indexes, memory O(super-clusters)): each usable document gets a
-   key ``u = blake2b(id, seed)`` (64 bits). A super-cluster with ``A`` usable tokens and target ``T`` repeats
+   key ``u = SipHash(id)`` keyed by the seed (64 bits). A super-cluster with ``A`` usable tokens and target ``T`` repeats
    every document ``floor(T / A)`` times (whole epochs) and takes the remainder ``T mod A`` as one more copy
    of the documents whose key lies below a threshold. The threshold is found on a two-level histogram of
    keys weighted by tokens (2^16 x 2^16 bins), choosing the cut whose tokens are closest to the remainder,
@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -82,11 +83,11 @@ def n_parts(token_budget: int, part_tokens: int) -> int:
 
 
 def _keys(ids: Sequence[str], seed: int, tag: str) -> np.ndarray:
-    """A seeded 64-bit key per string (blake2b keyed by seed and tag): stable across runs, machines and sharding."""
-    key = f"climb.export:{int(seed)}:{tag}".encode()
-    return np.fromiter(
-        (int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8, key=key).digest(), "little") for i in ids),
-        dtype=np.uint64, count=len(ids))
+    """A seeded 64-bit key per string: SipHash-2-4 (pandas' vectorised ``hash_array``) keyed by the seed and tag.
+    Stable across runs, machines and sharding (a key depends only on the string)."""
+    key = hashlib.blake2b(f"climb.export:{int(seed)}:{tag}".encode(), digest_size=8).hexdigest()  # 16 characters
+    values = np.asarray(ids, dtype=object) if len(ids) else np.zeros(0, dtype=object)
+    return pd.util.hash_array(values, hash_key=key, categorize=False).astype(np.uint64, copy=False)
 
 
 def select_keys(ids: Sequence[str], seed: int) -> np.ndarray:
