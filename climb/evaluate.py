@@ -132,11 +132,33 @@ def objective(results: dict, tasks: list[dict]) -> tuple[float, dict[str, float]
     return total / weight_sum, values
 
 
-def _model_window(proxy_dir: str) -> int | None:
+def check_answers_fit(tasks: dict[str, Any], proxy_dir: str, limit: int | None = None) -> None:
+    """Every answer choice of the multiple-choice tasks (their first ``limit`` documents) must fit the proxy's
+    context window (lm-eval asserts it).
+
+    Raises an error naming the task, the longest answer and the settings to change, instead of lm-eval's bare
+    assertion deep in a run.
+    """
     path = Path(proxy_dir) / "config.json"
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8")).get("max_position_embeddings")
+    window = json.loads(path.read_text(encoding="utf-8")).get("max_position_embeddings") if path.is_file() else None
+    if not window:
+        return
+    from climb.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(proxy_dir)
+    for name, task in sorted(tasks.items()):
+        if task.OUTPUT_TYPE != "multiple_choice":
+            continue
+        delimiter = task.config.target_delimiter
+        docs = list(task.eval_docs)[:limit] if limit else task.eval_docs
+        answers = sorted({delimiter + str(c) for doc in docs for c in task.doc_to_choice(doc)})
+        lengths = [len(ids) for ids in tok(answers, add_special_tokens=False)["input_ids"]] if answers else [0]
+        longest = max(lengths)
+        if longest > window:
+            raise EvaluationError(
+                f"task {name}: an answer is {longest} tokens ({answers[lengths.index(longest)][:60]!r}...) but the "
+                f"proxy's context ({proxy_dir}) is {window} tokens; raise proxy.max_position_embeddings"
+                + (" or lower evaluation.heldout.continuation_chars" if name == "climb_heldout_mc" else ""))
 
 
 def _jsonable(obj: Any) -> Any:
@@ -153,14 +175,11 @@ def evaluate_proxy(proxy_dir: str, target: str, config: dict, out_path: str, see
     settings = config["evaluation"]
     tasks = target_tasks(config["targets"], target)
     names = sorted({t["task"] for t in tasks})
-    window = _model_window(proxy_dir)
-    span = settings["heldout"]["continuation_chars"]
-    if "climb_heldout_mc" in names and window is not None and window <= span:
-        raise EvaluationError(f"{proxy_dir}: the model's context ({window} tokens) cannot hold a climb_heldout_mc answer "
-                              f"(up to {span} bytes); raise proxy.max_position_embeddings or lower "
-                              "evaluation.heldout.continuation_chars")
     manager = task_manager(config, names)
     specs = task_specs(config, manager, names)
+    local = [n for n in names if n in _local_task_names(settings)]
+    if local:
+        check_answers_fit(manager.load(task_specs(config, manager, local))["tasks"], proxy_dir, settings["limit"])
     cuda = settings["device"] == "cuda" or (settings["device"] == "auto" and torch.cuda.is_available())
     device = "cuda" if cuda else "cpu"
     dtype = settings["dtype"] if settings["dtype"] != "auto" else ("bfloat16" if cuda else "float32")

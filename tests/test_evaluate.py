@@ -132,3 +132,17 @@ def test_piqa_from_local_json(newsgroups, tmp_path):
     assert report["lm_eval"]["n-samples"]["climb_piqa"] == {"original": 1838, "effective": 40}
     assert 0.2 <= report["objective"] <= 0.8  # two choices: a tiny proxy is near chance
     assert report["metrics"]["climb_piqa/acc_norm"] == report["objective"]
+
+
+@pytest.mark.slow
+def test_answers_longer_than_the_window_are_a_clear_error(newsgroups, tmp_path):
+    from climb.proxy import build_model
+    from climb.tokenizer import load_tokenizer
+
+    piqa = shared_data("eval_tasks", "piqa_validation.jsonl")
+    config = eval_config(tmp_path, climb_piqa=piqa)
+    build_model({**SETTINGS, "seq_len": 32}, 1024, seed=0).save_pretrained(tmp_path / "short")
+    load_tokenizer(newsgroups.tokenizer).save_pretrained(tmp_path / "short")
+    with pytest.raises(EvaluationError, match="task climb_piqa: an answer is .* tokens .* context .* is 32 tokens"):
+        evaluate_proxy(str(tmp_path / "short"), "piqa", config, str(tmp_path / "x.json"), seed=1)
+    assert not (tmp_path / "x.json").exists()
