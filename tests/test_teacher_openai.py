@@ -262,3 +262,30 @@ def test_parse_answer_is_strict():
                          ("Scores: " + json.dumps(good), "not valid JSON")]:
         with pytest.raises(CriteriaError, match=message):
             parse_answer(bad, CRITERIA)
+
+
+def test_annotate_rule_function_with_the_openai_teacher(server, tmp_path):
+    """The annotation entry point with the schema's teacher section: labels per document, resumable via the cache."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from snakemake.utils import validate
+
+    from climb.config import SCHEMA_PATH
+    from climb.io import write_parquet
+    from climb.quality.annotate import annotate
+
+    config = {"quality": {"teacher": {"kind": "openai", "openai": {
+        "base_url": server.base_url, "model": "fake-teacher", "api_key_env": KEY_ENV, "backoff_s": 0.01}}}}
+    validate(config, str(SCHEMA_PATH))
+    texts = [f"document {i} " + "word " * i for i in range(12)]
+    corpus = tmp_path / "corpus.parquet"
+    write_parquet(corpus, pa.table({"id": [f"d{i}" for i in range(12)], "text": texts}))
+    out, cache = tmp_path / "annotations.parquet", tmp_path / "cache.jsonl"
+    report = annotate([str(corpus)], str(out), CRITERIA, config["quality"]["teacher"], 8, 3, cache_path=str(cache))
+    table = pq.read_table(out).to_pandas()
+    assert len(table) == 8 == report["asked"] and set(table["teacher"]) == {"openai:fake-teacher"}
+    for row in table.itertuples():
+        assert {c: getattr(row, c) for c in CRITERIA} == expected_scores(row.text)
+    asked = sum(server.requests.values())
+    report = annotate([str(corpus)], str(out), CRITERIA, config["quality"]["teacher"], 8, 3, cache_path=str(cache))
+    assert report["cached"] == 8 and report["asked"] == 0 and sum(server.requests.values()) == asked
