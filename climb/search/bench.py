@@ -104,11 +104,14 @@ def ablations(seeds: range, regmix_dir: Path, echo=print) -> dict:
     report = {}
     for name, objective_for_seed in objectives(regmix_dir).items():
         report[name] = {}
+        done: dict[SearchSettings, np.ndarray] = {}  # the 4:2:1 / 100% / dirichlet run is shared by all groups
         for group, variants in ABLATIONS.items():
             echo(f"\n== ablation on {name}: {group} (climb, {len(seeds)} seeds)")
             report[name][group] = {}
             for label, settings in variants.items():
-                values = regrets(objective_for_seed, settings, ("climb",), seeds)["climb"]
+                if settings not in done:
+                    done[settings] = regrets(objective_for_seed, settings, ("climb",), seeds)["climb"]
+                values = done[settings]
                 mean, lo, hi = interval(values)
                 echo(f"{label:<10} rounds {str(list(settings.rounds)):<18} regret {mean:.5f} [{lo:.5f}, {hi:.5f}]")
                 report[name][group][label] = {"rounds": list(settings.rounds), "mean": mean, "ci95": [lo, hi]}
