@@ -130,11 +130,18 @@ def test_pipeline_search_outputs(pipeline):
 
 
 def test_pipeline_search_is_incremental(pipeline_copy):
-    """Adding a round trains only the new round's proxies; changing the final rule retrains nothing."""
-    counts = _dry_counts(pipeline_copy, {**CI_SEARCH, "rounds": [3, 2, 2]}, configfile=CI_CONFIG)
-    assert counts.get("train_proxy") == 2 + 2  # round 3, and pool mixtures 5, 6 for the larger baseline budget
+    """Adding a round trains only the new round's proxies (plus the pool mixtures the larger baseline budget
+    needs); changing the final rule retrains nothing."""
+    rounds = CI_SEARCH["rounds"]
+    assert {"regmix", "random"} & set(CI_SEARCH["baselines"])
+    counts = _dry_counts(pipeline_copy, {**CI_SEARCH, "rounds": [*rounds, 2]}, configfile=CI_CONFIG)
+    new_pool = [i for i in range(sum(rounds) + 2)
+                if not (pipeline_copy / f"results/search/pool/mix{i}/scores/general.json").exists()]
+    assert len(new_pool) == 2  # the baselines' budget grows with the new round
+    assert counts.get("train_proxy") == 2 + 2  # round 3, and the two new pool mixtures
     assert counts.get("sample_pool_mixture") == 2
-    assert "fit_round_predictor" in counts and counts["fit_round_predictor"] == 1
+    assert counts.get("fit_round_predictor") == 1  # round 3 only: rounds 1 and 2 are kept
+    assert counts.get("propose_round") == 1
     counts = _dry_counts(pipeline_copy, {**CI_SEARCH, "final": "topk_mean"}, configfile=CI_CONFIG)
-    assert "train_proxy" not in counts and "propose_round" not in counts
+    assert "train_proxy" not in counts and "propose_round" not in counts and "fit_round_predictor" not in counts
     assert counts["final_mixture"] == 2  # climb and regmix
