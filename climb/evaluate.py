@@ -224,8 +224,8 @@ def build_heldout_tasks(heldout_path: str, bpb_path: str, mc_path: str, settings
     """Data of the embedded default's local tasks, from held-out documents of ``settings['topic']``.
 
     ``bpb_path``: up to ``max_docs`` documents of the topic (``text``). ``mc_path``: up to ``mc_items`` items, each
-    the beginning of a topic document (``context``, cut at a word boundary near ``context_chars``), its true
-    continuation (at most ``continuation_chars`` UTF-8 bytes, cut at a word boundary) and ``mc_choices - 1``
+    the beginning of a topic document (``context``, about ``context_chars``), its true continuation (2/3 to all of
+    ``continuation_chars`` UTF-8 bytes, between word boundaries) and ``mc_choices - 1``
     continuations of other held-out documents of the same topic, shuffled, with the index of the true one in ``label``.
     """
     docs = []
@@ -251,16 +251,20 @@ def build_heldout_tasks(heldout_path: str, bpb_path: str, mc_path: str, settings
     span = settings["continuation_chars"]
 
     def split(text: str) -> tuple[str, str] | None:
-        at = text.rfind(" ", 0, cut)
-        if at <= cut // 3:
+        # The continuation is the last <= `span` UTF-8 bytes of the first cut + span characters, from a word
+        # boundary to a word boundary (so at most `span` tokens under a byte-level tokenizer), and at least 2/3
+        # of `span`: choices of similar length, so that plain log-likelihood does not just pick the shortest.
+        head = text[: cut + span]
+        tail = head.encode("utf-8")[-span:].decode("utf-8", errors="ignore")
+        start = tail.find(" ")
+        end = tail.rfind(" ") if len(head) < len(text) else len(tail)
+        if start < 0 or end <= start:
             return None
-        rest = text[at:]
-        # At most `span` UTF-8 bytes, so at most `span` tokens under a byte-level tokenizer.
-        fits = rest.encode("utf-8")[:span].decode("utf-8", errors="ignore")
-        end = fits.rfind(" ")
-        if end <= 0:
+        continuation = tail[start:end]
+        context = head[: len(head) - len(tail) + start]
+        if len(context) < cut // 3 or len(continuation.encode("utf-8")) < 2 * span // 3:
             return None
-        return text[:at], rest[:end]
+        return context, continuation
 
     pieces = [(i, s) for i, t, _ in chosen if (s := split(t)) is not None]
     n_choices = settings["mc_choices"]

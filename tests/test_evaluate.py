@@ -87,8 +87,13 @@ def newsgroups(tmp_path_factory):
 def test_heldout_tasks_are_built_from_the_topic(newsgroups):
     bpb = [json.loads(x) for x in (newsgroups.root / "bpb.jsonl").read_text().splitlines()]
     mc = [json.loads(x) for x in (newsgroups.root / "mc.jsonl").read_text().splitlines()]
+    heldout_texts = [json.loads(x)["text"] for x in (newsgroups.root / "heldout.jsonl").read_text().splitlines()]
     assert len(bpb) == 25 and all(r["id"].startswith("hockey-") for r in bpb)
     assert len(mc) == 30 and all(len(r["choices"]) == 4 and len(set(r["choices"])) == 4 for r in mc)
+    sizes = [len(c.encode()) for r in mc for c in r["choices"]]
+    assert min(sizes) >= 80 and max(sizes) <= 120  # similar lengths: no length bias for plain log-likelihood
+    for r in mc:  # the true continuation follows its context in a held-out document
+        assert any(r["context"] + r["choices"][r["label"]] in text for text in heldout_texts)
     labels = [r["label"] for r in mc]
     assert len(set(labels)) > 1  # the true continuation is not always in the same place
     with pytest.raises(EvaluationError, match="topics present: \\['hockey', 'med'\\]"):
