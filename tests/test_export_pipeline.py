@@ -99,10 +99,13 @@ def test_same_seed_gives_identical_manifest(pipeline_copy):
     assert ran == {"climbmix_plan", "climbmix_select", "climbmix"}, ran
     second = (pipeline_copy / "results" / "climbmix" / "manifest.json").read_bytes()
     a, b = json.loads(first), json.loads(second)
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    if a["code_version"]["git_commit"] != b["code_version"]["git_commit"] and b["code_version"]["git_commit"] == head:
-        # someone committed between the two runs (only while developing): compare all else
-        a["code_version"]["git_commit"] = b["code_version"]["git_commit"]
+    commit_a, commit_b = a["code_version"]["git_commit"], b["code_version"]["git_commit"]
+    if commit_a and commit_b and commit_a != commit_b:
+        # HEAD moved between the two runs (others committing while developing): it must have moved forward;
+        # compare everything else
+        moved = subprocess.run(["git", "merge-base", "--is-ancestor", commit_a, commit_b], cwd=ROOT)
+        assert moved.returncode == 0, f"git commit changed from {commit_a} to {commit_b}, not a later commit"
+        a["code_version"]["git_commit"] = commit_b
         assert a == b
     else:
         assert first == second
