@@ -52,6 +52,7 @@ def run_suite(names: list[str], size: str, scratch: Path) -> dict:
     """Run the items in order; an item that fails or cannot run is recorded, never fatal to the others."""
     results: list[ItemResult] = []
     e2e_workdir = None
+    start = machine()
     for name in names:
         item_dir = scratch / name
         item_dir.mkdir(parents=True, exist_ok=True)
@@ -64,14 +65,16 @@ def run_suite(names: list[str], size: str, scratch: Path) -> dict:
             result = ItemResult(name, status="skipped", note=str(why))
         except Exception as err:  # noqa: BLE001 - one failing item must not lose the others' figures
             log.error("%s failed:\n%s", name, traceback.format_exc())
-            result = ItemResult(name, status="error", note=f"{type(err).__name__}: {str(err)[:500]}")
+            result = ItemResult(name, status="error", note=f"{type(err).__name__}: {str(err)[:300]}")
         result.seconds = time.perf_counter() - t0
         result.details["loadavg_1min"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
         if name == "end_to_end" and result.status == "ok":
             e2e_workdir = Path(result.details["workdir"])
         log.info("%s: %s in %.1f s", name, result.status, result.seconds)
         results.append(result)
-    return {"size": size, "machine": machine(), "items": [r.as_dict() for r in results]}
+    loads = [x for r in results for x in r.details["loadavg_1min"]]
+    start["loadavg_items"] = [min(loads), max(loads)] if loads else []
+    return {"size": size, "machine": start, "items": [r.as_dict() for r in results]}
 
 
 def _fmt(value) -> str:
@@ -81,7 +84,7 @@ def _fmt(value) -> str:
         return "yes" if value else "**no**"
     if isinstance(value, float):
         return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
-    return str(value).replace("|", "/")
+    return " ".join(str(value).replace("|", "/").split())
 
 
 def markdown(report: dict) -> str:
@@ -101,7 +104,9 @@ def markdown(report: dict) -> str:
     m = report["machine"]
     lines.append("")
     lines.append(f"Size `{report['size']}` on {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; "
-                 f"load average at start {m['loadavg_start'][0]:.1f}; total {report['seconds']:.0f} s.")
+                 f"load average at start {m['loadavg_start'][0]:.1f}"
+                 + (f", 1-min load {m['loadavg_items'][0]:.1f}-{m['loadavg_items'][1]:.1f} at the items' start and end"
+                    if m.get("loadavg_items") else "") + f"; total {report['seconds']:.0f} s.")
     return "\n".join(lines)
 
 
