@@ -101,3 +101,39 @@ def summarize_filters(counts: Sequence[str | Path], corpus: Sequence[str | Path]
     log.info("filters: %d input rows = %d kept + %d filtered + %d rejected", total["input_rows"], total["kept"],
              total["filtered"], total["rejected"])
     return summary
+
+
+def merge_filter_lists(paths: Sequence[str | Path], out_path: str | Path) -> int:
+    """One id list (``id``, ``reason``) from the per-group and per-shard lists, each id once (first reason kept).
+
+    The proxies' sampler and export read this one file, so their jobs depend on one file rather than on every
+    filter job: the DAG stays linear in the number of shards.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from climb.io import write_parquet
+
+    tables = [pq.read_table(p, columns=["id", "reason"]) for p in paths]
+    schema = pa.schema([("id", pa.string()), ("reason", pa.string())])
+    merged = pa.concat_tables([t.cast(schema) for t in tables]) if tables else schema.empty_table()
+    if merged.num_rows:
+        first = pc.index_in(pc.unique(merged.column("id")), merged.column("id"))
+        merged = merged.take(first).sort_by("id")
+    write_parquet(out_path, merged)
+    log.info("merged %d filter lists: %d ids removed", len(tables), merged.num_rows)
+    return merged.num_rows
+
+
+def write_file_manifest(paths: Sequence[str | Path], out_path: str | Path) -> None:
+    """A manifest of per-shard files (path and size, in order) that a fan-in job depends on instead of the files.
+
+    The manifest is rewritten whenever one of its files is, so downstream jobs still rerun when a shard changes,
+    but each downstream job has one input edge rather than one per shard.
+    """
+    write_json(out_path, {"files": [{"path": str(p), "bytes": Path(p).stat().st_size} for p in paths]})
+
+
+def manifest_paths(manifest_path: str | Path) -> list[str]:
+    with open(manifest_path, encoding="utf-8") as fh:
+        return [entry["path"] for entry in json.load(fh)["files"]]

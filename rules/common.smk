@@ -38,9 +38,15 @@ def get_all(pattern):
     return expand(pattern, shard=list(SHARDS))
 
 
-def get_filter_lists():
-    """Id lists of documents removed after ingest (dedup, decontamination); applied when proxies sample and export reads."""
+def get_filter_parts():
+    """The id lists the filter jobs write (one per dedup group, one per shard for decontamination)."""
     return get_dedup_lists() + get_decontam_lists()
+
+
+def get_filter_lists():
+    """Documents removed after ingest (dedup, decontamination), merged into one id list; applied when proxies
+    sample and export reads. One file, so those jobs do not depend on every filter job."""
+    return ["results/filter/removed.parquet"] if get_filter_parts() else []
 
 
 def get_dedup_n_groups():

@@ -7,14 +7,31 @@ wildcard_constraints:
     group=r"\d+",
 
 
-rule dedup:
+rule cluster_manifest:
     input:
         assign=get_all("results/kmeans/assign/{shard}.parquet"),
         embed=get_all("results/embed/{shard}.npy"),
     output:
+        "results/kmeans/manifest.json",
+    log:
+        "results/logs/cluster_manifest.log",
+    benchmark:
+        "results/benchmarks/cluster_manifest.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/file_manifest.py"
+
+
+rule dedup:
+    input:
+        "results/kmeans/manifest.json",
+    output:
         filter="results/filter/dedup/{group}.parquet",
         counts="results/filter/dedup/counts/{group}.json",
     params:
+        assign=get_all("results/kmeans/assign/{shard}.parquet"),
+        embed=get_all("results/embed/{shard}.npy"),
         n_groups=get_dedup_n_groups(),
         threshold=config["dedup"]["threshold"],
         block=config["dedup"]["block_rows"],
@@ -86,3 +103,18 @@ rule filter_summary:
         "../envs/cpu.yaml"
     script:
         "../scripts/filter_summary.py"
+
+
+rule merge_filters:
+    input:
+        get_filter_parts(),
+    output:
+        "results/filter/removed.parquet",
+    log:
+        "results/logs/filter/merge_filters.log",
+    benchmark:
+        "results/benchmarks/filter/merge_filters.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/merge_filters.py"

@@ -29,8 +29,7 @@ rule build_eval_data:
 rule train_proxy:
     input:
         weights="results/search/{mixdir}/weights.json",
-        bins=get_all("results/tokens/{shard}.bin"),
-        index=get_all("results/tokens/{shard}.idx.parquet"),
+        tokens="results/tokens/manifest.json",
         superclusters="results/clusters/superclusters.json",
         tokenizer="results/tokenizer",
         filters=get_filter_lists(),
@@ -38,6 +37,8 @@ rule train_proxy:
         proxy=get_proxy_output("results/search/{mixdir}/proxy"),
         training="results/search/{mixdir}/training.json",
     params:
+        bins=get_all("results/tokens/{shard}.bin"),
+        index=get_all("results/tokens/{shard}.idx.parquet"),
         settings=config["proxy"],
         seed=config["seed"],
     threads: config["proxy"]["threads"]

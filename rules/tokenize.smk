@@ -53,3 +53,19 @@ rule token_prior:
         "../envs/cpu.yaml"
     script:
         "../scripts/token_prior.py"
+
+
+rule token_manifest:
+    input:
+        get_all("results/tokens/{shard}.bin"),
+        get_all("results/tokens/{shard}.idx.parquet"),
+    output:
+        "results/tokens/manifest.json",
+    log:
+        "results/logs/token_manifest.log",
+    benchmark:
+        "results/benchmarks/token_manifest.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/file_manifest.py"

@@ -2,6 +2,6 @@ from climb.dedup import dedup_group
 from climb.log import log_to
 
 with log_to(snakemake.log[0]):
-    dedup_group(snakemake.input.assign, snakemake.input.embed, int(snakemake.wildcards.group),
+    dedup_group(snakemake.params.assign, snakemake.params.embed, int(snakemake.wildcards.group),
                 snakemake.params.n_groups, snakemake.params.threshold, snakemake.output.filter,
                 snakemake.output.counts, block=snakemake.params.block, device=snakemake.params.device)

@@ -4,8 +4,8 @@ from climb.proxy import train_proxy
 with log_to(snakemake.log[0]):
     train_proxy(
         snakemake.input.weights,
-        list(snakemake.input.bins),
-        list(snakemake.input.index),
+        list(snakemake.params.bins),
+        list(snakemake.params.index),
         snakemake.input.superclusters,
         list(snakemake.input.filters),
         snakemake.input.tokenizer,

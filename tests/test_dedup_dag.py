@@ -42,10 +42,10 @@ def test_dedup_jobs_are_split_by_cluster_groups(tmp_path):
     dedup = _jobs(out, "dedup")
     assert len(dedup) == 50, "one dedup job per cluster group, not one for the corpus"
     assert sorted(int(re.search(r"dedup/(\d+)\.parquet", j["output"]).group(1)) for j in dedup) == list(range(50))
-    for job in dedup:  # each group reads every shard's assignment and embeddings
-        inputs = job["input"].split(", ")
-        assert sum("kmeans/assign/" in f for f in inputs) == 40
-        assert sum("embed/" in f for f in inputs) == 40
+    for job in dedup:  # each group reads every shard's assignment and embeddings, through one manifest
+        assert job["input"] == "results/kmeans/manifest.json"
+    manifest = _jobs(out, "cluster_manifest")[0]["input"].split(", ")
+    assert sum("kmeans/assign/" in f for f in manifest) == 40 and sum("embed/" in f for f in manifest) == 40
     assert len(_jobs(out, "decontam")) == 40
     assert len(_jobs(out, "decontam_index")) == 1
     summary = _jobs(out, "filter_summary")[0]["input"]

@@ -129,12 +129,13 @@ def _growth_per_shard(tmp_path: Path) -> tuple[float, dict]:
     return (edges[40] - edges[20]) / 20, worst
 
 
-FAN_IN = ("every proxy (train_proxy), dedup group and export select job lists every shard's files as inputs "
-          "(tokens, filter lists, embeddings), so the DAG grows with shards x jobs: ~1M edges and >10 min for "
-          "2,000 shards. Needs a per-stage manifest rule between per-shard outputs and those consumers.")
+FAN_IN = ("a job that runs per mixture or per cluster group lists every shard's files as inputs, so the DAG grows "
+          "with shards x jobs (measured before the manifests: ~1M edges and > 10 min for 2,000 shards)")
 
 
-MAX_EDGES_PER_SHARD = 40
+# A shard brings its own per-shard jobs (ingest, embed, assign, score, sums, decontam, tokenize, select: ~47 input
+# files among them) and one edge into each manifest or aggregate; anything that grows with shards x jobs is far above.
+MAX_EDGES_PER_SHARD = 60
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +143,6 @@ def growth(tmp_path_factory):
     return _growth_per_shard(tmp_path_factory.mktemp("growth"))
 
 
-@pytest.mark.xfail(strict=True, reason=FAN_IN)
 def test_dag_grows_linearly_with_shards(growth):
     """Adding a shard adds a bounded number of DAG edges (its own jobs and one edge into each aggregate)."""
     per_shard, worst = growth
