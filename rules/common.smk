@@ -29,6 +29,11 @@ def get_fit_shards():
     return select_fit_shards(list(SHARDS), config["cluster"]["fit_shards"])
 
 
+def get_fit_corpus(wildcards):
+    """The corpus of the fit shards: the teacher's sample is drawn from them, so an added shard changes nothing."""
+    return expand("results/corpus/{shard}.parquet", shard=get_fit_shards())
+
+
 def get_fit_embeddings(wildcards):
     return expand("results/embed/{shard}.npy", shard=get_fit_shards())
 
@@ -99,7 +104,7 @@ def get_tokenizer_inputs(wildcards):
     """The configured tokenizer folder, or the fit shards' corpus to train the BPE on (so a new shard changes nothing)."""
     if config["tokenizer"]["path"]:
         return [config["tokenizer"]["path"]]
-    return expand("results/corpus/{shard}.parquet", shard=get_fit_shards())
+    return get_fit_corpus(wildcards)
 
 
 def get_proxy_output(path):

@@ -1,6 +1,6 @@
 rule annotate_quality:
     input:
-        get_all("results/corpus/{shard}.parquet"),
+        get_fit_corpus,
     output:
         "results/quality/annotations.parquet",
     params:

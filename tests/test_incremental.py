@@ -96,10 +96,6 @@ def test_prune_threshold_reruns_pruning_onward(pipeline_copy):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "annotate_quality samples the teacher's documents from every shard, so an added shard re-annotates, retrains "
-    "the fastText classifiers and rescores every shard (measured: score_quality 4 jobs for 1 new shard); needs a "
-    "fixed set of sample shards, as cluster.fit_shards does for k-means"))
 def test_added_shard_runs_only_that_shard(pipeline_copy):
     """The corpus as explicit shards, then one more: per-shard work for it alone, no k-means refit."""
     work = pipeline_copy
