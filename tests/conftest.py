@@ -48,6 +48,9 @@ def snakemake(workdir: Path, *args: str, configfile: Path | None = CI_CONFIG, ch
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory) -> Path:
     """The small test config run end to end, once per test session. Returns its workdir (read it, don't write)."""
+    reuse = os.environ.get("CLIMB_TEST_PIPELINE")  # developers: a finished run of the test config to reuse
+    if reuse and os.environ.get("CI") != "true":
+        return Path(reuse)
     workdir = tmp_path_factory.mktemp("pipeline")
     snakemake(workdir, "--cores", "2")
     return workdir

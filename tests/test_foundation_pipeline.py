@@ -133,7 +133,7 @@ def test_added_shard_is_assigned_without_refit(pipeline_copy):
     config = yaml.safe_load(CI_CONFIG.read_text())
     config["input"]["shards"] = ["results/embedded/*.jsonl", "extra/zz-new.jsonl"]
     cfg = pipeline_copy / "more.yaml"
-    cfg.write_text(yaml.safe_dump(config))
+    cfg.write_text(yaml.safe_dump(config, sort_keys=False))  # key order is part of params
     proc = snakemake(pipeline_copy, "-n", "--quiet", "rules", configfile=cfg)
     counts = job_counts(proc.stdout)
     assert "fit_kmeans" not in counts
