@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 
 import climb
 from climb.blend import read_mixture, supercluster_names
-from climb.io import atomic_path, read_json, write_json, write_parquet
+from climb.io import atomic_path, read_json, sha256_file, write_json, write_parquet
 from climb.tokenize import read_filtered_ids, read_superclusters, usable_rows
 
 log = logging.getLogger("climb.export")
@@ -279,14 +279,6 @@ def select_shard(corpus_path: str, idx_path: str, superclusters_path: str, filte
                "tokens": int(table.column("n_tokens").to_numpy().astype(np.int64).sum())}
     log.info("%s: %s", idx_path, summary)
     return summary
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def code_version() -> dict[str, str | None]:

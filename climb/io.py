@@ -71,6 +71,17 @@ def write_parquet(path: str | os.PathLike, table: pa.Table, **kwargs: Any) -> No
         pq.write_table(table, tmp, **kwargs)
 
 
+def sha256_file(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
     """Save an array as ``.npy`` atomically."""
     with atomic_open(path, "wb") as fh:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -43,6 +44,18 @@ def snakemake(workdir: Path, *args: str, configfile: Path | None = CI_CONFIG, ch
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-5000:]}\n{proc.stderr[-8000:]}")
     return proc
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """rule -> job count from the 'Job stats' table of `snakemake -n`."""
+    table = dry_run_output.split("Job stats:", 1)[1]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        counts[match.group(1)] = int(match.group(2))
+    return counts
 
 
 @pytest.fixture(scope="session")

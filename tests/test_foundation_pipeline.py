@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -14,22 +13,10 @@ import yaml
 from climb.embed import embed_texts, load_encoder
 from climb.embedded import write_embedded_corpus
 from climb.ingest import ingest_shard
-from tests.conftest import CI_CONFIG, ROOT, snakemake
+from tests.conftest import CI_CONFIG, ROOT, job_counts, snakemake
 
 CI = yaml.safe_load(CI_CONFIG.read_text())
 SHARDS = [f"embedded-{i:03d}" for i in range(CI["input"]["embedded"]["n_shards"])]
-
-
-def job_counts(dry_run_output: str) -> dict[str, int]:
-    """rule -> job count from the 'Job stats' table of `snakemake -n`."""
-    table = dry_run_output.split("Job stats:", 1)[1]
-    counts = {}
-    for line in table.splitlines()[3:]:
-        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if not match:
-            break
-        counts[match.group(1)] = int(match.group(2))
-    return counts
 
 
 def test_dry_run_lists_the_jobs(tmp_path):

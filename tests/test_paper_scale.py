@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from climb.plan import parse_dry_run
-from tests.conftest import BIN, ROOT
+from tests.conftest import BIN, ROOT, job_counts
 
 PAPER = ROOT / "configs" / "paper-scale.yaml"
 PROFILE = ROOT / "profiles" / "slurm"
@@ -47,18 +47,6 @@ def dry_run(tmp_path: Path, overlay: Path, *args: str, quiet: bool = True) -> tu
     return proc.stdout + proc.stderr, seconds
 
 
-def job_stats(text: str) -> dict[str, int]:
-    """The `Job stats` table of a dry run: rule -> jobs."""
-    table = text.split("Job stats:")[1]
-    counts = {}
-    for line in table.splitlines()[3:]:
-        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if not m:
-            break
-        counts[m.group(1)] = int(m.group(2))
-    return counts
-
-
 def expected_counts(n: int) -> dict[str, int]:
     return {**{rule: n for rule in PER_SHARD}, "fit_kmeans": 1, "superclusters": 1, "dedup": 100,
             "sample_pool_mixture": 64, "train_proxy": PROXIES, "evaluate_proxy": PROXIES, "climbmix": 1}
@@ -81,7 +69,7 @@ def test_paper_scale_config_is_the_papers():
 def test_paper_scale_dry_run_job_counts(tmp_path):
     n = 30
     text, seconds = dry_run(tmp_path, make_shards(tmp_path, n))
-    counts = job_stats(text)
+    counts = job_counts(text)
     for rule, count in expected_counts(n).items():
         assert counts.get(rule) == count, f"{rule}: {counts.get(rule)} jobs, expected {count} ({counts})"
     print(f"paper-scale dry run, {n} shards: {sum(counts.values())} jobs in {seconds:.1f} s")
@@ -158,7 +146,7 @@ def test_paper_scale_2000_shards(tmp_path, growth):
     n = 2000
     overlay = make_shards(tmp_path, n)
     text, seconds = dry_run(tmp_path, overlay)
-    counts = job_stats(text)
+    counts = job_counts(text)
     for rule, count in expected_counts(n).items():
         assert counts.get(rule) == count, f"{rule}: {counts.get(rule)} jobs, expected {count}"
     print(f"paper-scale dry run, {n} shards: {sum(counts.values())} jobs in {seconds:.1f} s")

@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import CI_CONFIG, ROOT, snakemake
-
-
-def job_counts(dry_run_output: str) -> dict[str, int]:
-    """rule -> job count from the 'Job stats' table of `snakemake -n`."""
-    table = dry_run_output.split("Job stats:", 1)[1]
-    counts = {}
-    for line in table.splitlines()[3:]:
-        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if not match:
-            break
-        counts[match.group(1)] = int(match.group(2))
-    return counts
+from tests.conftest import CI_CONFIG, ROOT, job_counts, snakemake
 
 
 def _dry_counts(workdir, search: dict | None = None, configfile=None) -> dict[str, int]:

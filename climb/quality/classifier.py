@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import hashlib
 import logging
 import os
 import re
@@ -29,7 +28,7 @@ import fasttext
 import numpy as np
 import pyarrow.parquet as pq
 
-from climb.io import atomic_path, write_json
+from climb.io import atomic_path, sha256_file, write_json
 
 log = logging.getLogger("climb.quality.classifier")
 
@@ -215,14 +214,6 @@ def _preprocess_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
             "split_punctuation": settings.get("split_punctuation", True)}
 
 
-def _sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def import_pretrained(sources: Mapping[str, str], models: Mapping[str, str], metrics: str | os.PathLike,
                       criteria: Sequence[str], settings: Mapping[str, Any]) -> dict[str, Any]:
     """Snakemake entry: copy configured pretrained classifiers into place (checked loadable, numeric labels)."""
@@ -236,7 +227,7 @@ def import_pretrained(sources: Mapping[str, str], models: Mapping[str, str], met
         values = sorted(label_values(model, src).values())
         with atomic_path(models[criterion]) as tmp:
             shutil.copyfile(src, tmp)
-        report["criteria"][criterion] = {"model": str(models[criterion]), "from": str(src), "sha256": _sha256(src),
+        report["criteria"][criterion] = {"model": str(models[criterion]), "from": str(src), "sha256": sha256_file(src),
                                          "labels": values}
         log.info("%s: %s (labels %s)", criterion, src, values)
     write_json(metrics, report)
