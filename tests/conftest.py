@@ -36,10 +36,9 @@ def shared_data(*parts: str) -> Path:
 def snakemake(workdir: Path, *args: str, configfile: Path | None = CI_CONFIG, check: bool = True,
               timeout: int = 1800) -> subprocess.CompletedProcess:
     """Run the project's Snakefile in ``workdir`` with the test config; output captured."""
-    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir)]
-    if configfile is not None:
+    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), *args]
+    if configfile is not None:  # last: --configfile (like --quiet) takes several values and would eat a target
         cmd += ["--configfile", str(configfile)]
-    cmd += list(args)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-5000:]}\n{proc.stderr[-8000:]}")

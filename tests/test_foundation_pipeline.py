@@ -118,7 +118,7 @@ def test_added_shard_is_assigned_without_refit(pipeline_copy):
         json.dumps({"id": f"new-{i}", "text": f"A new document about sorting lists number {i}."}) + "\n"
         for i in range(5)))
     config = yaml.safe_load(CI_CONFIG.read_text())
-    config["input"]["shards"] = ["results/embedded/*.jsonl", "extra/zz-new.jsonl"]
+    config["input"]["shards"] = ["results/embedded/embedded-*.jsonl", "extra/zz-new.jsonl"]
     cfg = pipeline_copy / "more.yaml"
     cfg.write_text(yaml.safe_dump(config, sort_keys=False))  # key order is part of params
     proc = snakemake(pipeline_copy, "-n", "--quiet", "rules", configfile=cfg)
@@ -135,6 +135,6 @@ def test_killed_outputs_are_never_taken_as_done(pipeline_copy):
     results = pipeline_copy / "results"
     target = results / "embed" / f"{SHARDS[1]}.npy"
     shutil.move(target, target.with_name(f".{target.name}.tmp-12345"))
-    proc = snakemake(pipeline_copy, "-n", "--quiet", "rules", "results/kmeans/assign/" + f"{SHARDS[1]}.parquet")
+    proc = snakemake(pipeline_copy, f"results/embed/{SHARDS[1]}.npy", "-n", "--quiet", "rules")
     counts = job_counts(proc.stdout)
     assert counts.get("embed") == 1 and "ingest" not in counts
