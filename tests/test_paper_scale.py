@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from climb.bench.items import empty_shards
 from climb.plan import parse_dry_run
 from tests.conftest import BIN, ROOT, job_counts
 
@@ -24,17 +25,6 @@ PROFILE = ROOT / "profiles" / "slurm"
 PER_SHARD = ["ingest", "embed", "assign_clusters", "score_quality", "cluster_quality_sums", "decontam", "tokenize",
              "climbmix_select"]
 PROXIES = 64 + 32 + 16
-
-
-def make_shards(tmp_path: Path, n: int) -> Path:
-    """n empty input shards and a config overlay naming them by glob; returns the overlay."""
-    folder = tmp_path / "shards"
-    folder.mkdir(exist_ok=True)
-    for i in range(n):
-        (folder / f"part-{i:05d}.jsonl.zst").touch()
-    overlay = tmp_path / "shards.yaml"
-    overlay.write_text(yaml.safe_dump({"input": {"shards": [f"{folder}/*.jsonl.zst"]}}))
-    return overlay
 
 
 def dry_run(tmp_path: Path, overlay: Path, *args: str, quiet: bool = True) -> tuple[str, float]:
@@ -68,7 +58,7 @@ def test_paper_scale_config_is_the_papers():
 
 def test_paper_scale_dry_run_job_counts(tmp_path):
     n = 30
-    text, seconds = dry_run(tmp_path, make_shards(tmp_path, n))
+    text, seconds = dry_run(tmp_path, empty_shards(tmp_path, n))
     counts = job_counts(text)
     for rule, count in expected_counts(n).items():
         assert counts.get(rule) == count, f"{rule}: {counts.get(rule)} jobs, expected {count} ({counts})"
@@ -78,7 +68,7 @@ def test_paper_scale_dry_run_job_counts(tmp_path):
 def test_paper_scale_gpu_plan(tmp_path):
     """`python -m climb.plan` with the profile: GPU jobs per rule and GPU hours from the profile's runtimes."""
     n = 30
-    overlay = make_shards(tmp_path, n)
+    overlay = empty_shards(tmp_path, n)
     out = tmp_path / "plan.json"
     proc = subprocess.run([sys.executable, "-m", "climb.plan", "--json", str(out), "-s", str(ROOT / "Snakefile"),
                            "--directory", str(tmp_path), "--profile", str(PROFILE), "--configfile", str(PAPER),
@@ -102,7 +92,7 @@ def _growth_per_shard(tmp_path: Path) -> tuple[float, dict]:
     for n in (20, 40):
         work = tmp_path / f"n{n}"
         work.mkdir()
-        text, _ = dry_run(work, make_shards(work, n), quiet=False)
+        text, _ = dry_run(work, empty_shards(work, n), quiet=False)
         edges[n] = dag_inputs(text)
         rule_edges: dict[str, int] = {}
         rule = None
@@ -144,7 +134,7 @@ def test_paper_scale_2000_shards(tmp_path, growth):
     if per_shard > MAX_EDGES_PER_SHARD:  # measured: > 10 min and > 5 GB at 2,000 shards while this holds
         pytest.xfail(f"{FAN_IN} Now {per_shard:.0f} edges per shard: {worst}")
     n = 2000
-    overlay = make_shards(tmp_path, n)
+    overlay = empty_shards(tmp_path, n)
     text, seconds = dry_run(tmp_path, overlay)
     counts = job_counts(text)
     for rule, count in expected_counts(n).items():

@@ -239,17 +239,23 @@ def search(size: str, tmp: Path) -> ItemResult:
 
 
 # ---------------------------------------------------------------------------------------------------------- DAG
-def dry_run_seconds(n: int, folder: Path, limit: int) -> tuple[float | None, int | None]:
-    """Seconds and job count of ``snakemake -n`` on configs/paper-scale.yaml over ``n`` empty shard files (None
-    seconds when it ran past ``limit``)."""
+def empty_shards(folder: Path, n: int) -> Path:
+    """``n`` empty input shards under ``folder/shards`` and a config overlay naming them by glob; returns the overlay."""
     import yaml
 
     shards = folder / "shards"
-    shards.mkdir(parents=True)
+    shards.mkdir(parents=True, exist_ok=True)
     for i in range(n):
         (shards / f"part-{i:05d}.jsonl.zst").touch()
     overlay = folder / "shards.yaml"
     overlay.write_text(yaml.safe_dump({"input": {"shards": [f"{shards}/*.jsonl.zst"]}}))
+    return overlay
+
+
+def dry_run_seconds(n: int, folder: Path, limit: int) -> tuple[float | None, int | None]:
+    """Seconds and job count of ``snakemake -n`` on configs/paper-scale.yaml over ``n`` empty shard files (None
+    seconds when it ran past ``limit``)."""
+    overlay = empty_shards(folder, n)
     cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(folder),
            "--configfile", str(ROOT / "configs" / "paper-scale.yaml"), str(overlay), "-n", "--quiet", "rules"]
     t0 = time.perf_counter()
