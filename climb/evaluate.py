@@ -165,6 +165,17 @@ def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str, sort_keys=True))
 
 
+def training_failure(proxy_dir: str) -> dict | None:
+    """The ``failed`` record of a proxy that diverged and was skipped (``proxy.on_nonfinite_loss: skip``), else None."""
+    path = Path(proxy_dir) / "training.json"
+    if not path.is_file():
+        return None
+    training = json.loads(path.read_text(encoding="utf-8"))
+    if training.get("status") != "failed":
+        return None
+    return dict(training.get("failed") or {"reason": f"{path}: status failed"})
+
+
 def evaluate_proxy(proxy_dir: str, target: str, config: dict, out_path: str, seed: int, threads: int | None = None) -> dict:
     """Run lm-eval on the proxy for one target; write raw results, metric values and the objective."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # stock tasks read the local datasets cache; nothing is fetched
@@ -174,6 +185,13 @@ def evaluate_proxy(proxy_dir: str, target: str, config: dict, out_path: str, see
 
     settings = config["evaluation"]
     tasks = target_tasks(config["targets"], target)
+    failed = training_failure(proxy_dir)
+    if failed is not None:  # proxy.on_nonfinite_loss: skip; no lm-eval run on a diverged model
+        report = {"target": target, "objective": None, "failed": failed, "metrics": {}, "tasks": tasks}
+        write_json(out_path, report)
+        log.warning("target %s: no score, the proxy of %s failed (%s)", target, failed.get("mixture"),
+                    failed.get("reason"))
+        return report
     names = sorted({t["task"] for t in tasks})
     manager = task_manager(config, names)
     specs = task_specs(config, manager, names)

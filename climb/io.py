@@ -3,13 +3,20 @@
 A job killed half-way leaves only a hidden temporary file beside its target, never a file
 that looks done. Each writer goes to ``.{name}.tmp-{pid}`` in the target's folder and is
 renamed over the target once flushed and fsynced.
+
+A write that fails because the filesystem is full or read-only raises an ``OSError`` that names the
+target and the reason ("No space left on device", "Read-only file system"), even when the library that
+wrote (Arrow, NumPy) said only "400000 requested and 131056 written"; the temporary file is deleted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import logging
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,30 +25,73 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+log = logging.getLogger(__name__)
+
+# errno values that mean "this output cannot be written here", as opposed to a failure of the code that writes
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
+
 
 def _tmp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def _filesystem_problem(folder: Path) -> int | None:
+    """ENOSPC or EROFS when the filesystem of ``folder`` (or its nearest existing parent) is full or read-only."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return None
+    if st.f_flag & os.ST_RDONLY:
+        return errno.EROFS
+    if st.f_bavail == 0 or st.f_favail == 0:
+        return errno.ENOSPC
+    return None
+
+
+def _write_error(exc: BaseException, target: Path) -> OSError | None:
+    """An OSError naming ``target`` and the reason, for a write that failed on a full or read-only filesystem."""
+    if not isinstance(exc, OSError):
+        return None
+    code = exc.errno if exc.errno in WRITE_ERRNOS else None
+    if code is None and exc.errno is None:  # a library's bare message: ask the filesystem
+        code = _filesystem_problem(target.parent)
+    if code is None:
+        return None
+    reason = os.strerror(code)
+    if exc.strerror != reason:  # keep what the writer said, unless it said just that
+        reason = f"{reason} ({exc.strerror or exc})"
+    return OSError(code, reason, str(target))
+
+
+def _remove(tmp: Path) -> None:
+    try:
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists() or tmp.is_symlink():
+            tmp.unlink()
+    except OSError as err:  # never hide the error that made us clean up
+        log.warning("could not remove the temporary %s: %s", tmp, err)
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path to write; rename it to ``path`` on success, delete it on error."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_path(target)
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         if tmp.is_file():
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
         os.replace(tmp, target)
-    except BaseException:
-        if tmp.is_dir():
-            import shutil
-
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        error = _write_error(exc, target)  # before the clean-up, which frees the space
+        _remove(tmp)
+        if error is not None:
+            raise error from exc
         raise
 
 

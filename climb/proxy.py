@@ -13,6 +13,12 @@ linear warm-up and cosine or warmup-stable-decay (WSD) schedule, gradient clippi
 Several processes run through ``torchrun`` (NCCL on GPUs, gloo on CPU) with DistributedDataParallel.
 Checkpoints every N steps go to ``{proxy}.ckpt/`` beside the output (not an output, so Snakemake keeps it
 when a job is killed); a restarted job resumes from it and deletes it once the proxy is saved.
+
+A non-finite training loss (NaN or inf: the proxy diverged) is checked every step, before the optimizer
+step. ``proxy.on_nonfinite_loss: fail`` (the default) stops the job with an error naming the mixture folder
+and the step. ``skip`` records the mixture as failed instead: ``training.json`` (and the ``proxy`` folder, which
+then holds only that file) has ``status: failed`` and ``failed: {step, loss, lr, reason, mixture}``; the
+evaluation writes a failed score without running lm-eval, and the search leaves the mixture out.
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ log = logging.getLogger(__name__)
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4,
              "intermediate_size": 256, "tie_word_embeddings": True},
+    "small": {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 4,
+              "intermediate_size": 512, "tie_word_embeddings": True},
     "62m": {"hidden_size": 512, "num_hidden_layers": 12, "num_attention_heads": 8, "num_key_value_heads": 8,
             "intermediate_size": 2048, "tie_word_embeddings": True},
     "132m": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "num_key_value_heads": 12,
@@ -52,11 +60,21 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 # Settings that may change between a killed job and its rerun without invalidating the checkpoint.
-RESUMABLE_CHANGES = ("nproc", "threads", "checkpoint_every", "delete_after_scoring", "device")
+RESUMABLE_CHANGES = ("nproc", "threads", "checkpoint_every", "delete_after_scoring", "device", "on_nonfinite_loss")
+NONFINITE_POLICIES = ("fail", "skip")
 
 
 class ProxyError(ValueError):
     """A mixture or proxy setting that cannot be trained."""
+
+
+class DivergedError(ProxyError):
+    """The training loss became NaN or inf (``proxy.on_nonfinite_loss: fail``)."""
+
+
+def mixture_folder(out_dir: str | os.PathLike) -> str:
+    """The mixture folder of a proxy output (``results/search/pool/mix3`` for ``.../mix3/proxy``)."""
+    return str(Path(os.fspath(out_dir).rstrip("/")).parent)
 
 
 def read_weights(path: str | os.PathLike, known: list[int]) -> dict[int, float]:
@@ -232,6 +250,9 @@ def _train(args: dict, settings: dict, world: int, rank: int, device: Any, use_c
     seq_len, batch, micro = settings["seq_len"], settings["batch_size"], settings["micro_batch_size"]
     if batch % world or (batch // world) % micro:
         raise ProxyError(f"proxy.batch_size {batch} must be a multiple of micro_batch_size {micro} x {world} processes")
+    policy = settings.get("on_nonfinite_loss", "fail")
+    if policy not in NONFINITE_POLICIES:
+        raise ProxyError(f"proxy.on_nonfinite_loss: {policy!r} (choose one of {list(NONFINITE_POLICIES)})")
     per_rank = batch // world
     n_micro = per_rank // micro
     n_steps = max(1, settings["tokens"] // (batch * seq_len))
@@ -252,7 +273,7 @@ def _train(args: dict, settings: dict, world: int, rank: int, device: Any, use_c
     state_file = ckpt / "state.pt"
     fingerprint = _fingerprint(args)
     if state_file.exists():
-        state = torch.load(state_file, map_location=device, weights_only=False)
+        state = torch.load(state_file, map_location=device, weights_only=True)
         if state["fingerprint"] == fingerprint:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -266,6 +287,7 @@ def _train(args: dict, settings: dict, world: int, rank: int, device: Any, use_c
              f"{n_params:,}", n_steps, batch, seq_len, world, device)
     t0 = time.perf_counter()
     model.train()
+    failed: dict[str, Any] | None = None
     for step in range(start, n_steps):
         lr = lr_at(step, n_steps, settings)
         for group in optimizer.param_groups:
@@ -283,13 +305,23 @@ def _train(args: dict, settings: dict, world: int, rank: int, device: Any, use_c
                 loss = ddp(input_ids=x, labels=x).loss / n_micro
             loss.backward()
             total += loss.detach().float()
+        if world > 1:  # every rank sees the same mean loss, so every rank takes the same decision below
+            dist.all_reduce(total)
+            total /= world
+        if not math.isfinite(float(total)):
+            failed = {"step": step + 1, "loss": str(float(total)), "lr": lr, "mixture": mixture_folder(args["out_dir"]),
+                      "reason": f"training loss is {float(total)} at step {step + 1} of {n_steps} (lr {lr:.3g})"}
+            if policy == "fail":
+                raise DivergedError(
+                    f"{failed['mixture']}: {failed['reason']}; the proxy diverged. Lower proxy.lr, raise "
+                    "proxy.warmup_fraction or set proxy.grad_clip, or set proxy.on_nonfinite_loss: skip to record this "
+                    "mixture as failed and let the search go on without it")
+            log.error("%s: %s; recorded as failed (proxy.on_nonfinite_loss: skip)", failed["mixture"], failed["reason"])
+            break
         if settings["grad_clip"] > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings["grad_clip"])
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        if world > 1:
-            dist.all_reduce(total)
-            total /= world
         history["step"].append(step + 1)
         history["loss"].append(float(total))
         history["lr"].append(lr)
@@ -306,7 +338,7 @@ def _train(args: dict, settings: dict, world: int, rank: int, device: Any, use_c
                 dist.barrier()
     seconds = time.perf_counter() - t0
     if rank == 0:
-        trained = n_steps - start
+        trained = (n_steps if failed is None else failed["step"] - 1) - start
         report = {
             **history,
             "n_steps": n_steps, "tokens_per_step": batch * seq_len, "tokens": n_steps * batch * seq_len,
@@ -315,17 +347,24 @@ def _train(args: dict, settings: dict, world: int, rank: int, device: Any, use_c
             "seconds": round(seconds, 3),
             "tokens_per_second": round(trained * batch * seq_len / seconds, 1) if seconds > 0 else None,
             "final_loss": history["loss"][-1] if history["loss"] else None,
+            "status": "ok" if failed is None else "failed",
         }
+        if failed is not None:
+            report["failed"] = failed
         if Path(args["out_dir"]).is_dir():  # a folder cannot be renamed over a non-empty one
             shutil.rmtree(args["out_dir"])
         with atomic_path(args["out_dir"]) as tmp:
-            model.save_pretrained(str(tmp), safe_serialization=True)
-            tokenizer.save_pretrained(str(tmp))
+            if failed is None:
+                model.save_pretrained(str(tmp), safe_serialization=True)
+                tokenizer.save_pretrained(str(tmp))
+            else:  # a diverged model is not worth its disk space: the folder holds only training.json
+                tmp.mkdir()
             with open(tmp / "training.json", "w", encoding="utf-8") as fh:
                 json.dump(report, fh, indent=2, sort_keys=True)
         write_json(args["curve_path"], report)
         shutil.rmtree(ckpt, ignore_errors=True)
-        log.info("proxy saved to %s (%.1f s, %s tokens/s)", args["out_dir"], seconds, report["tokens_per_second"])
+        if failed is None:
+            log.info("proxy saved to %s (%.1f s, %s tokens/s)", args["out_dir"], seconds, report["tokens_per_second"])
     if world > 1:
         dist.barrier()
 

@@ -310,19 +310,29 @@ def plot_weights_vs_prior(mixture_path: str, prior_path: str, superclusters_path
 
 def read_search_history(rounds: Sequence[int], weights_paths: Sequence[str], score_paths: Sequence[str],
                         ids: Sequence[int]) -> pd.DataFrame:
-    """One row per evaluated mixture: round, objective, predicted (None in round 1) and one column per weight."""
+    """One row per evaluated mixture: round, objective, predicted (None in round 1) and one column per weight.
+
+    Mixtures whose proxy failed (a score with a ``failed`` record) are left out and counted in the log."""
     if not len(rounds) == len(weights_paths) == len(score_paths):
         raise ValueError(f"{len(rounds)} rounds, {len(weights_paths)} mixtures and {len(score_paths)} score files")
     rows = []
+    failed = []
     for r, wp, sp in zip(rounds, weights_paths, score_paths, strict=True):
         w = read_json(wp)
         weights = read_mixture(wp, list(ids))
         score = read_json(sp)
         objective = score.get("objective") if isinstance(score, dict) else None
+        if objective is None and isinstance(score, dict) and score.get("failed"):
+            failed.append(str(Path(wp).parent))
+            continue
         if not isinstance(objective, int | float) or not math.isfinite(objective):
             raise ValueError(f"{sp}: no finite `objective`")
         rows.append({"round": int(r), "mixture": str(Path(wp).parent), "objective": float(objective),
                      "predicted": w.get("predicted"), **{f"w{s}": weights[s] for s in ids}})
+    if failed:
+        log.warning("search history: %d failed mixtures left out of the plots: %s", len(failed), ", ".join(failed))
+    if not rows:
+        raise ValueError(f"no evaluated mixture has a score ({len(failed)} failed)")
     return pd.DataFrame(rows)
 
 

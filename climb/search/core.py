@@ -115,12 +115,17 @@ def select_distinct(cands: np.ndarray, predicted: np.ndarray, n: int, evaluated:
 
 
 def propose_round(prior: Prior, settings: SearchSettings, predictor: Predictor, evaluated: np.ndarray,
-                  scores: np.ndarray, round_index: int, seed: int, tag: str = "") -> tuple[np.ndarray, np.ndarray]:
-    """Round ``round_index`` (0-based, >= 1): its mixtures and their predicted scores."""
+                  scores: np.ndarray, round_index: int, seed: int, tag: str = "",
+                  avoid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Round ``round_index`` (0-based, >= 1): its mixtures and their predicted scores.
+
+    ``avoid``: mixtures without a score (their proxy failed); proposals keep the dedup distance from them too.
+    """
     rng = derive_rng(seed, "propose", tag, round_index)
     cands = candidates(prior, settings, evaluated, scores, round_index, rng)
     predicted = predictor.predict(cands)
-    chosen = select_distinct(cands, predicted, int(settings.rounds[round_index]), evaluated,
+    taken = evaluated if avoid is None or not len(avoid) else np.concatenate([evaluated, avoid])
+    chosen = select_distinct(cands, predicted, int(settings.rounds[round_index]), taken,
                              settings.sampler.dedup_distance, evaluated[int(np.argmax(scores))])
     return chosen, predictor.predict(chosen)
 

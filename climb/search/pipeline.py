@@ -4,7 +4,10 @@ Files:
 - ``results/tokens/prior.json`` (read): ``{"prior": {"<super-cluster id>": share}, "tokens": {...}}``.
 - ``search/.../mix{i}/weights.json`` (written): ``{"weights": {"<super-cluster id>": w}}`` summing to 1, plus
   metadata (how it was drawn or proposed).
-- ``search/.../mix{i}/scores/{target}.json`` (read): a scalar ``objective``, higher is better.
+- ``search/.../mix{i}/scores/{target}.json`` (read): a scalar ``objective``, higher is better; or ``objective: null``
+  with a ``failed`` record when the proxy diverged (``proxy.on_nonfinite_loss: skip``). Every step leaves failed
+  mixtures out, counts them (``n_failed``, ``failed`` in its output, a warning in its log), keeps proposals away
+  from them, and fails when fewer than 2 (1 for a final mixture) succeeded.
 - ``search/{target}/round{r}/predictor.txt`` (LightGBM text model, fitted on rounds 1..r) and ``predictor.json``
   (cross-validated Spearman, rows, boosting rounds, best mixture so far).
 - ``search/{target}/round{r}/proposals.json``: round r's mixtures (r >= 2), split into ``mix{i}/weights.json``.
@@ -16,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -100,23 +103,55 @@ def read_weights(path: str | Path, prior: Prior) -> np.ndarray:
     return w / w.sum()
 
 
-def read_objective(path: str | Path) -> float:
+def read_objective(path: str | Path) -> float | None:
+    """The finite ``objective`` of a score file; None for a mixture whose proxy failed (a ``failed`` record)."""
     data = read_json(path)
+    if isinstance(data, dict) and data.get("failed") and data.get("objective") is None:
+        return None
     value = data.get("objective") if isinstance(data, dict) else None
     if not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{path}: expected a finite scalar `objective` (higher is better), got {value!r}")
     return float(value)
 
 
-def read_history(prior: Prior, weights_paths: Sequence[str], score_paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+@dataclass
+class History:
+    """The evaluated mixtures of a search step: the scored ones (``x``, ``y``) and the failed ones, left out."""
+
+    x: np.ndarray
+    y: np.ndarray
+    mixtures: list[str]  # weights.json of each scored row
+    failed: list[str]  # mixture folders whose proxy failed
+    failed_x: np.ndarray
+
+    def summary(self) -> dict[str, Any]:
+        return {"n_failed": len(self.failed), "failed": self.failed}
+
+
+def read_history(prior: Prior, weights_paths: Sequence[str], score_paths: Sequence[str], minimum: int = 2,
+                 needs: str = "the predictor") -> History:
+    """Weights and objectives of the evaluated mixtures; failed ones are set aside (at least ``minimum`` must remain)."""
     if len(weights_paths) != len(score_paths):
         raise ValueError(f"{len(weights_paths)} mixtures but {len(score_paths)} score files")
     for w, s in zip(weights_paths, score_paths, strict=True):
         if Path(w).parent != Path(s).parent.parent:
             raise ValueError(f"score file {s} does not belong to mixture {w}")
-    x = np.stack([read_weights(p, prior) for p in weights_paths])
-    y = np.array([read_objective(p) for p in score_paths])
-    return x, y
+    x = np.stack([read_weights(p, prior) for p in weights_paths]) if len(weights_paths) else \
+        np.zeros((0, prior.n_domains))
+    y = [read_objective(p) for p in score_paths]
+    ok = [i for i, v in enumerate(y) if v is not None]
+    bad = [i for i, v in enumerate(y) if v is None]
+    failed = [str(Path(weights_paths[i]).parent) for i in bad]
+    if failed:
+        log.warning("%d of %d mixtures failed (their proxy diverged) and are left out: %s", len(failed), len(y),
+                    ", ".join(failed))
+    if len(ok) < minimum:
+        raise ValueError(
+            f"only {len(ok)} of {len(y)} mixtures have a score ({len(failed)} failed: {', '.join(failed) or 'none'}); "
+            f"{needs} needs at least {minimum}. Each failed proxy's training.json says at which step its loss "
+            "became NaN/inf: lower proxy.lr, raise proxy.warmup_fraction or proxy.grad_clip, and rerun")
+    return History(x[ok], np.array([y[i] for i in ok], dtype=np.float64), [str(weights_paths[i]) for i in ok],
+                   failed, x[bad])
 
 
 def sample_pool_mixture(prior_path: str, index: int, search: dict[str, Any], seed: int, out_path: str) -> None:
@@ -136,16 +171,17 @@ def fit_round_predictor(prior_path: str, weights_paths: Sequence[str], score_pat
     """Fit the predictor on everything evaluated in rounds 1..r for one target; save model + summary."""
     prior = read_prior(prior_path)
     settings = settings_from_config(search)
-    x, y = read_history(prior, weights_paths, score_paths)
+    h = read_history(prior, weights_paths, score_paths, needs=f"the round {round_number} predictor")
+    x, y = h.x, h.y
     predictor = fit_predictor(x, y, settings.predictor, seed + round_number - 1, cross_validate=True)
     predictor.save(model_path)
     best = int(np.argmax(y))
-    summary = {**predictor.summary(), "round": round_number,
-               "best_evaluated": {"mixture": str(weights_paths[best]), "objective": float(y[best]),
+    summary = {**predictor.summary(), "round": round_number, **h.summary(),
+               "best_evaluated": {"mixture": h.mixtures[best], "objective": float(y[best]),
                                   "weights": weights_to_json(prior, x[best])}}
     write_json(summary_path, summary)
-    log.info("round %d predictor on %d mixtures: cv Spearman %s, %d boosting rounds", round_number, len(y),
-             predictor.cv_spearman, predictor.rounds)
+    log.info("round %d predictor on %d mixtures (%d failed, left out): cv Spearman %s, %d boosting rounds",
+             round_number, len(y), len(h.failed), predictor.cv_spearman, predictor.rounds)
     return summary
 
 
@@ -156,14 +192,15 @@ def propose(prior_path: str, model_path: str, weights_paths: Sequence[str], scor
     settings = settings_from_config(search)
     if not 2 <= round_number <= len(settings.rounds):
         raise ValueError(f"round {round_number} is not a proposal round of search.rounds={list(settings.rounds)}")
-    x, y = read_history(prior, weights_paths, score_paths)
+    h = read_history(prior, weights_paths, score_paths, needs=f"the round {round_number} proposals")
+    x, y = h.x, h.y
     booster = Predictor.load_booster(model_path)
-    chosen, predicted = propose_round(prior, settings, booster, x, y, round_number - 1, seed)
+    chosen, predicted = propose_round(prior, settings, booster, x, y, round_number - 1, seed, avoid=h.failed_x)
     write_json(out_path, {"round": round_number, "predictor": str(model_path), "n_evaluated": len(y),
-                          "mixtures": [{"weights": weights_to_json(prior, w), "predicted": float(p)}
+                          **h.summary(), "mixtures": [{"weights": weights_to_json(prior, w), "predicted": float(p)}
                                        for w, p in zip(chosen, predicted, strict=True)]})
-    log.info("round %d: %d mixtures proposed, predicted %.5f .. %.5f", round_number, len(chosen),
-             predicted.min(), predicted.max())
+    log.info("round %d: %d mixtures proposed from %d scored (%d failed, left out), predicted %.5f .. %.5f",
+             round_number, len(chosen), len(y), len(h.failed), predicted.min(), predicted.max())
 
 
 def split_proposal(proposals_path: str, index: int, out_path: str) -> None:
@@ -195,9 +232,11 @@ def write_final_mixture(strategy: str, target: str, prior_path: str, search: dic
         w = np.where(prior.share > 0, 1.0, 0.0)
         w, predicted = w / w.sum(), None
     else:
-        x, y = read_history(prior, weights_paths, score_paths)
+        h = read_history(prior, weights_paths, score_paths, minimum=1, needs=f"the {strategy} final mixture")
+        x, y = h.x, h.y
+        result.update(h.summary())
         best = int(np.argmax(y))
-        result["best_evaluated"] = {"mixture": str(weights_paths[best]), "objective": float(y[best])}
+        result["best_evaluated"] = {"mixture": h.mixtures[best], "objective": float(y[best])}
         if strategy == "random":
             w, predicted = x[best], None
             result["observed"] = float(y[best])
