@@ -164,7 +164,8 @@ def ingest_shard(input_path: str | Path, corpus_path: str | Path, rejects_path: 
     seen_texts: dict[bytes, tuple[str, int]] = {}
     buffer: dict[str, list] = {name: [] for name in CORPUS_SCHEMA.names}
 
-    with atomic_path(corpus_path) as tmp_corpus, atomic_open(rejects_path, "w", encoding="utf-8") as rejects:
+    # the corpus innermost: a full disk's error (Arrow names no file) is reported for the big output
+    with atomic_open(rejects_path, "w", encoding="utf-8") as rejects, atomic_path(corpus_path) as tmp_corpus:
         writer = pq.ParquetWriter(tmp_corpus, CORPUS_SCHEMA, compression="zstd")
 
         def reject(raw: RawRow, reason: str, detail: str, doc_id: str | None = None) -> None:

@@ -16,6 +16,7 @@ import errno
 import json
 import logging
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,18 +52,25 @@ def _filesystem_problem(folder: Path) -> int | None:
 
 
 def _write_error(exc: BaseException, target: Path) -> OSError | None:
-    """An OSError naming ``target`` and the reason, for a write that failed on a full or read-only filesystem."""
-    if not isinstance(exc, OSError):
+    """An OSError naming the output and the reason, for a write that failed on a full or read-only filesystem."""
+    if not isinstance(exc, OSError) or getattr(exc, "climb_output", None):  # not a write, or named already
         return None
     code = exc.errno if exc.errno in WRITE_ERRNOS else None
     if code is None and exc.errno is None:  # a library's bare message: ask the filesystem
         code = _filesystem_problem(target.parent)
     if code is None:
         return None
+    # The temporary file the error names (an inner writer's, in nested blocks) gives its output; a library
+    # that names no file failed on this block's output, or on another one in the same full folder.
+    named = Path(os.fsdecode(exc.filename)) if isinstance(exc.filename, str | bytes) else None
+    match = re.fullmatch(r"\.(.+)\.tmp-\d+", named.name) if named is not None else None
+    output = named.with_name(match.group(1)) if match else target
     reason = os.strerror(code)
     if exc.strerror != reason:  # keep what the writer said, unless it said just that
         reason = f"{reason} ({exc.strerror or exc})"
-    return OSError(code, reason, str(target))
+    error = OSError(code, reason, str(output))
+    error.climb_output = str(output)
+    return error
 
 
 def _remove(tmp: Path) -> None:
