@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from climb.search.core import SearchSettings, pool_size, run_search, select_distinct
+from climb.search.core import SearchSettings, linear_trend, pool_size, run_search, select_distinct
 from climb.search.objectives import planted_objective
 from climb.search.sampling import Prior, SamplerSettings, project_caps, sample_pool, tv_distance
 
@@ -52,6 +52,24 @@ def test_select_distinct_skips_evaluated_and_near_duplicates():
     np.testing.assert_allclose(chosen, [[0.5, 0.5], [0.2, 0.8]])
     with pytest.raises(RuntimeError, match="search.candidates"):
         select_distinct(cands, pred, 4, np.array([[0.9, 0.1]]), 0.05)
+
+
+def test_tied_predictions_go_along_the_linear_trend():
+    # Scores rise with the first domain's weight; a tree model that ties every candidate (one leaf) gives no
+    # direction. Ties toward the best mixture alone take its nearest neighbour; the trend takes the first domain.
+    rng = np.random.default_rng(0)
+    evaluated = rng.dirichlet(np.ones(3), size=8)
+    scores = 2.0 * evaluated[:, 0] - evaluated[:, 2]
+    trend = linear_trend(evaluated, scores)
+    assert np.argmax(trend) == 0 and np.argmin(trend) == 2
+    cands = rng.dirichlet(np.ones(3), size=500)
+    tied = np.zeros(len(cands))
+    best = evaluated[np.argmax(scores)]
+    near = select_distinct(cands, tied, 1, evaluated, 0.02, best)[0]
+    along = select_distinct(cands, tied, 1, evaluated, 0.02, best, trend)[0]
+    assert along[0] == pytest.approx(cands[np.argmax(cands @ trend)][0])
+    assert along[0] > max(near[0], evaluated[:, 0].max())
+    assert tv_distance(near[None, :], best)[0] < tv_distance(along[None, :], best)[0]
 
 
 def test_settings_reject_bad_values():

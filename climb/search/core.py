@@ -84,19 +84,33 @@ def candidates(prior: Prior, settings: SearchSettings, evaluated: np.ndarray, sc
     return np.concatenate(parts, axis=0)
 
 
-def ranked(cands: np.ndarray, predicted: np.ndarray, anchor: np.ndarray | None) -> np.ndarray:
+def linear_trend(evaluated: np.ndarray, scores: np.ndarray, ridge: float = 1e-2) -> np.ndarray:
+    """Per-domain coefficients of a ridge fit score ~ weights (no intercept: weights sum to 1, so coefficient i is
+    the fitted score of domain i alone). Breaks the tree model's ties: whole regions of the simplex share the best
+    leaf, and within one the trend says which way the evaluated mixtures improve."""
+    x = np.asarray(evaluated, dtype=np.float64)
+    y = np.asarray(scores, dtype=np.float64)
+    return np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ (y - y.mean())) + y.mean()
+
+
+def ranked(cands: np.ndarray, predicted: np.ndarray, anchor: np.ndarray | None,
+           trend: np.ndarray | None = None) -> np.ndarray:
     """Candidate order: best predicted first; ties (a tree model is piecewise constant, so whole regions tie)
-    go to the candidate closest to ``anchor``, the best evaluated mixture."""
+    go to the candidate the linear ``trend`` rates higher, then to the one closest to ``anchor``, the best
+    evaluated mixture."""
     if anchor is None:
         return np.argsort(-predicted, kind="stable")
-    return np.lexsort((tv_distance(cands, anchor), -np.round(predicted, 12)))
+    keys = [tv_distance(cands, anchor)]
+    if trend is not None:
+        keys.append(-np.round(cands @ trend, 9))
+    return np.lexsort((*keys, -np.round(predicted, 12)))
 
 
 def select_distinct(cands: np.ndarray, predicted: np.ndarray, n: int, evaluated: np.ndarray,
-                    min_distance: float, anchor: np.ndarray | None = None) -> np.ndarray:
+                    min_distance: float, anchor: np.ndarray | None = None, trend: np.ndarray | None = None) -> np.ndarray:
     """The ``n`` best-predicted candidates, each at TV distance >= ``min_distance`` from everything evaluated and
-    from each other (greedy in predicted order, ties broken towards ``anchor``)."""
-    order = ranked(cands, predicted, anchor)
+    from each other (greedy in predicted order, ties broken by ``trend``, then towards ``anchor``)."""
+    order = ranked(cands, predicted, anchor, trend)
     chosen: list[np.ndarray] = []
     taken = evaluated.copy() if len(evaluated) else np.zeros((0, cands.shape[1]))
     for idx in order:
@@ -126,7 +140,8 @@ def propose_round(prior: Prior, settings: SearchSettings, predictor: Predictor, 
     predicted = predictor.predict(cands)
     taken = evaluated if avoid is None or not len(avoid) else np.concatenate([evaluated, avoid])
     chosen = select_distinct(cands, predicted, int(settings.rounds[round_index]), taken,
-                             settings.sampler.dedup_distance, evaluated[int(np.argmax(scores))])
+                             settings.sampler.dedup_distance, evaluated[int(np.argmax(scores))],
+                             linear_trend(evaluated, scores))
     return chosen, predictor.predict(chosen)
 
 
@@ -141,6 +156,7 @@ def final_mixture(prior: Prior, settings: SearchSettings, predictor: Predictor, 
     cands = candidates(prior, settings, evaluated, scores, len(settings.rounds), rng, local=local)
     cands = np.concatenate([cands, evaluated], axis=0)
     predicted = predictor.predict(cands)
+    # Ties go to the best evaluated mixture, not along the trend: proposals explore, the final stays where verified.
     order = ranked(cands, predicted, evaluated[int(np.argmax(scores))])
     if settings.final == "argmax":
         w = cands[order[0]]
