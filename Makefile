@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test test-deps lint bench clean
+.PHONY: setup run validate test test-deps lint bench clean
 
 setup: $(VENV)/.installed slurm
 
@@ -28,6 +28,10 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 run: setup
 	$(BIN)/snakemake --cores $(CORES)
+
+# The validation table (results/validation/validation_table.md): target models on every strategy's final mixture.
+validate: setup
+	$(BIN)/snakemake --cores $(CORES) validate
 
 # System packages some tests use: Debian's chromium (the report renders in it). The SLURM test installs
 # its own daemons (tests/slurm/start.sh). Installed only when missing and when running as root (CI is).

@@ -24,6 +24,7 @@ include: "rules/quality.smk"
 include: "rules/superclusters.smk"
 include: "rules/export.smk"
 include: "rules/report.smk"
+include: "rules/validation.smk"
 
 
 rule all:

@@ -238,33 +238,8 @@ def evaluate_proxy(proxy_dir: str, target: str, config: dict, out_path: str, see
     return report
 
 
-def build_heldout_tasks(heldout_path: str, bpb_path: str, mc_path: str, settings: dict, seed: int) -> dict:
-    """Data of the embedded default's local tasks, from held-out documents of ``settings['topic']``.
-
-    ``bpb_path``: up to ``max_docs`` documents of the topic (``text``). ``mc_path``: up to ``mc_items`` items, each
-    the beginning of a topic document (``context``, about ``context_chars``), its true continuation (2/3 to all of
-    ``continuation_chars`` UTF-8 bytes, between word boundaries) and ``mc_choices - 1``
-    continuations of other held-out documents of the same topic, shuffled, with the index of the true one in ``label``.
-    """
-    docs = []
-    with open(heldout_path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                docs.append((str(row["id"]), str(row["text"]), str(row["topic"])))
-            except (json.JSONDecodeError, KeyError) as err:
-                raise EvaluationError(f"{heldout_path} line {line_no}: expected JSON with id, text, topic ({err!r})") from err
-    topic = settings["topic"]
-    chosen = sorted((d for d in docs if d[2] == topic), key=lambda d: d[0])
-    if len(chosen) < 2:
-        topics = sorted({d[2] for d in docs})
-        raise EvaluationError(f"{heldout_path}: {len(chosen)} held-out documents of topic {topic!r} "
-                              f"(evaluation.heldout.topic); topics present: {topics}")
-    rng = random.Random(f"{seed}/heldout/{topic}")
-    rng.shuffle(chosen)
-    bpb = [{"id": i, "text": t[: settings["max_chars"]]} for i, t, _ in chosen[: settings["max_docs"]]]
+def _continuation_items(chosen: list[tuple[str, str, str]], settings: dict, rng: random.Random, where: str) -> list[dict]:
+    """Multiple-choice items from ``chosen`` documents: distractors are continuations of other ``chosen`` ones."""
     cut = settings["context_chars"]
     span = settings["continuation_chars"]
 
@@ -287,7 +262,7 @@ def build_heldout_tasks(heldout_path: str, bpb_path: str, mc_path: str, settings
     pieces = [(i, s) for i, t, _ in chosen if (s := split(t)) is not None]
     n_choices = settings["mc_choices"]
     if len(pieces) < n_choices:
-        raise EvaluationError(f"{heldout_path}: only {len(pieces)} documents of topic {topic!r} are long enough "
+        raise EvaluationError(f"{where}: only {len(pieces)} documents of topic {settings['topic']!r} are long enough "
                               f"for {n_choices}-way continuation items (context_chars {cut})")
     items = []
     for k, (doc_id, (context, true)) in enumerate(pieces[: settings["mc_items"]]):
@@ -295,10 +270,63 @@ def build_heldout_tasks(heldout_path: str, bpb_path: str, mc_path: str, settings
         choices = [true, *rng.sample(others, n_choices - 1)]
         rng.shuffle(choices)
         items.append({"id": doc_id, "context": context, "choices": choices, "label": choices.index(true)})
-    for path, rows in ((bpb_path, bpb), (mc_path, items)):
-        with atomic_open(path, "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
-    summary = {"topic": topic, "bpb_docs": len(bpb), "mc_items": len(items)}
+    return items
+
+
+def _write_rows(path: str, rows: list[dict]) -> None:
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def build_heldout_tasks(heldout_path: str, bpb_path: str, mc_path: str, settings: dict, seed: int,
+                        validation_bpb_path: str | None = None, validation_mc_path: str | None = None) -> dict:
+    """Data of the embedded default's local tasks, from held-out documents of ``settings['topic']``.
+
+    ``bpb_path``: up to ``max_docs`` documents of the topic (``text``). ``mc_path``: up to ``mc_items`` items, each
+    the beginning of a topic document (``context``, about ``context_chars``), its true continuation (2/3 to all of
+    ``continuation_chars`` UTF-8 bytes, between word boundaries) and ``mc_choices - 1``
+    continuations of other held-out documents of the same topic, shuffled, with the index of the true one in ``label``.
+
+    With validation paths, a ``validation_fraction`` of the topic's documents (seeded) is set aside first and the
+    validation tasks are built from those alone, the search's tasks from the rest: disjoint documents and questions.
+    """
+    docs = []
+    with open(heldout_path, encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                docs.append((str(row["id"]), str(row["text"]), str(row["topic"])))
+            except (json.JSONDecodeError, KeyError) as err:
+                raise EvaluationError(f"{heldout_path} line {line_no}: expected JSON with id, text, topic ({err!r})") from err
+    topic = settings["topic"]
+    chosen = sorted((d for d in docs if d[2] == topic), key=lambda d: d[0])
+    if len(chosen) < 2:
+        topics = sorted({d[2] for d in docs})
+        raise EvaluationError(f"{heldout_path}: {len(chosen)} held-out documents of topic {topic!r} "
+                              f"(evaluation.heldout.topic); topics present: {topics}")
+    rng = random.Random(f"{seed}/heldout/{topic}")
+    rng.shuffle(chosen)
+    splits = {"search": chosen}
+    if validation_bpb_path or validation_mc_path:
+        n_valid = round(len(chosen) * settings.get("validation_fraction", 0.0))
+        if not 2 <= n_valid <= len(chosen) - 2:
+            raise EvaluationError(f"{heldout_path}: {len(chosen)} held-out documents of topic {topic!r} cannot be split "
+                                  f"{len(chosen) - n_valid} (search) / {n_valid} (validation); raise "
+                                  "evaluation.heldout.validation_fraction or the held-out documents per topic")
+        splits = {"search": chosen[n_valid:], "validation": chosen[:n_valid]}
+    paths = {"search": (bpb_path, mc_path), "validation": (validation_bpb_path, validation_mc_path)}
+    summary: dict[str, Any] = {"topic": topic}
+    for name, part in splits.items():
+        bpb = [{"id": i, "text": t[: settings["max_chars"]]} for i, t, _ in part[: settings["max_docs"]]]
+        items = _continuation_items(part, settings, rng, f"{heldout_path} ({name} split)")
+        out_bpb, out_mc = paths[name]
+        if out_bpb:
+            _write_rows(out_bpb, bpb)
+        if out_mc:
+            _write_rows(out_mc, items)
+        summary[name] = {"documents": len(part), "bpb_docs": len(bpb), "mc_items": len(items)}
     log.info("held-out tasks: %s", summary)
     return summary

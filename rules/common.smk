@@ -81,7 +81,11 @@ def get_decontam_tasks():
     """Every task (or group) of every configured target, plus decontam.tasks."""
     from climb.decontam import target_tasks
 
-    return sorted(set(target_tasks(config["targets"])) | set(config["decontam"]["tasks"]))
+    # Validation tasks too, except the embedded held-out ones when there are no held-out documents to build them from.
+    heldout = bool(config["evaluation"]["heldout"]["path"]) or not config["input"]["shards"]
+    validation = [t["task"] for t in config["validation"]["tasks"]
+                  if heldout or t["task"] not in LOCAL_EVAL_DATA or t["task"] in config["evaluation"]["data_files"]]
+    return sorted(set(target_tasks(config["targets"])) | set(config["decontam"]["tasks"]) | set(validation))
 
 
 def get_decontam_index_inputs(wildcards):
@@ -97,6 +101,8 @@ def get_decontam_index_inputs(wildcards):
 LOCAL_EVAL_DATA = {
     "climb_heldout_bpb": "results/eval/heldout_bpb.jsonl",
     "climb_heldout_mc": "results/eval/heldout_mc.jsonl",
+    "climb_validation_bpb": "results/eval/validation_bpb.jsonl",
+    "climb_validation_mc": "results/eval/validation_mc.jsonl",
 }
 
 
@@ -125,19 +131,24 @@ def get_heldout_source(wildcards):
     return f"{EMBEDDED_DIR}/heldout.jsonl"
 
 
-def get_eval_data(wildcards):
-    """Data files the target's local tasks read (built by build_eval_data, or given in evaluation.data_files)."""
-    targets = config["targets"]
-    if wildcards.target not in targets:
-        raise ValueError(f"target {wildcards.target!r} is not configured (targets: {sorted(targets)})")
+def _task_data(tasks):
+    """Data files these local tasks read (built by build_eval_data, or given in evaluation.data_files)."""
     overrides = config["evaluation"]["data_files"]
     files = set()
-    for task in targets[wildcards.target]["tasks"]:
+    for task in tasks:
         if task["task"] in overrides:
             files.add(overrides[task["task"]])
         elif task["task"] in LOCAL_EVAL_DATA:
             files.add(LOCAL_EVAL_DATA[task["task"]])
     return sorted(files)
+
+
+def get_eval_data(wildcards):
+    """Data files the target's local tasks read."""
+    targets = config["targets"]
+    if wildcards.target not in targets:
+        raise ValueError(f"target {wildcards.target!r} is not configured (targets: {sorted(targets)})")
+    return _task_data(targets[wildcards.target]["tasks"])
 
 
 def get_quality_models():
@@ -234,6 +245,7 @@ def get_final_outputs():
         *get_search_finals(),
         *get_export_outputs(),
         *get_report_outputs(),
+        *(get_validation_outputs() if config["validation"]["in_all"] else []),
     ]
 
 
@@ -349,7 +361,7 @@ _SEARCH_NOT_PARAMS = ("strategies", "baselines", "targets", "validation_target")
 
 def get_sampler_params():
     """The keys a pool mixture depends on (only these rerun the pool)."""
-    from climb.search.pipeline import sampler_config
+    from climb.search.sampling import sampler_config
 
     return sampler_config(config["search"])
 
@@ -368,3 +380,54 @@ def get_final_params(wildcards):
     if wildcards.strategy in ("natural", "uniform", "random"):
         return {}
     return {k: v for k, v in config["search"].items() if k not in (*_SEARCH_NOT_PARAMS, "predictor")}
+
+
+# --- validation (rules/validation.smk) ---
+
+
+def get_validation_outputs():
+    """What `snakemake validate` builds: the table (CSV, Markdown), per-seed scores, summary and report table."""
+    return ["results/validation/validation_table.md", "results/validation/validation_table.csv",
+            "results/validation/validation_seeds.csv", "results/validation/validation.json",
+            "results/report/validation.html"]
+
+
+def get_validation_strategy_target():
+    target = get_validation_target()
+    if target is None:
+        raise ValueError("validation needs a target: configure `targets` (and search.validation_target)")
+    return target
+
+
+def get_validation_mixture(wildcards):
+    """The final mixture of one strategy for the validation target (built by the search stage's rules)."""
+    return f"results/search/{get_validation_strategy_target()}/{wildcards.strategy}/final_mixture.json"
+
+
+def get_validation_mixtures():
+    target = get_validation_strategy_target()
+    return [f"results/search/{target}/{s}/final_mixture.json" for s in config["validation"]["strategies"]]
+
+
+def get_validation_scores():
+    """Scores of every target model, strategy-major and seed-minor (the table's order)."""
+    return [f"results/validation/{s}/seed{k}/scores.json"
+            for s in config["validation"]["strategies"] for k in range(config["validation"]["seeds"])]
+
+
+def get_target_model_settings():
+    """The proxy settings with validation.model applied (a typo there is named before any job runs)."""
+    from climb.validation import target_model_settings
+
+    return target_model_settings(config["proxy"], config["validation"]["model"])
+
+
+def get_target_model_seed(wildcards):
+    from climb.validation import target_model_seed
+
+    return target_model_seed(config["seed"], int(wildcards.s))
+
+
+def get_validation_eval_data(wildcards):
+    """Data files of the validation tasks."""
+    return _task_data(config["validation"]["tasks"])

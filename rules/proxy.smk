@@ -13,6 +13,8 @@ rule build_eval_data:
     output:
         bpb="results/eval/heldout_bpb.jsonl",
         mc="results/eval/heldout_mc.jsonl",
+        validation_bpb="results/eval/validation_bpb.jsonl",
+        validation_mc="results/eval/validation_mc.jsonl",
     params:
         settings=config["evaluation"]["heldout"],
         seed=config["seed"],

@@ -46,11 +46,6 @@ def settings_from_config(search: dict[str, Any]) -> SearchSettings:
     return SearchSettings(sampler=sampler, predictor=predictor, **top)
 
 
-def sampler_config(search: dict[str, Any]) -> dict[str, Any]:
-    """The config keys a pool mixture depends on (its rule's params: nothing else reruns it)."""
-    return {k: v for k, v in search.items() if k in SAMPLER_KEYS}
-
-
 def read_prior(path: str | Path) -> Prior:
     """The token-share prior: ``{"prior": {id: share}}`` (or ``{"tokens": {id: n}}``), ids sorted numerically."""
     data = read_json(path)

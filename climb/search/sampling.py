@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -198,3 +198,10 @@ def _finish_batch(w: np.ndarray, min_weight: float, caps: np.ndarray | None) -> 
     rows = [project_caps(row, caps) for row in w] if np.any(w > caps + 1e-12) else list(w)
     rows = [r for r in rows if r is not None]
     return np.stack(rows) if rows else np.zeros((0, w.shape[1]))
+
+
+def sampler_config(search: dict) -> dict:
+    """The config keys a pool mixture depends on (its rule's params: nothing else reruns it). Here, not in
+    climb.search.pipeline, so that parsing the workflow does not import LightGBM."""
+    keys = {f.name for f in fields(SamplerSettings)}
+    return {k: v for k, v in search.items() if k in keys}

@@ -1,0 +1,218 @@
+"""Mixture validation, the paper's Table 1 protocol: target models trained on each strategy's final mixture.
+
+For every strategy (CLIMB's final mixture and the baselines the search stage builds: RegMix's one-shot
+prediction, the best random pool mixture, the natural token-share prior, uniform weights) and every seed, a
+target model — larger than the proxies, trained by the proxies' own code (:func:`climb.proxy.train_proxy`) — is
+scored by :func:`climb.evaluate.evaluate_proxy` on held-out tasks the search never saw. This module derives the
+target model's settings and seeds, and writes the table: per task metric and the held-out objective, mean ± std
+over seeds, as CSV, Markdown and an HTML table for the report, with CLIMB's margin over each other strategy.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import html
+import io
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import jsonschema
+import numpy as np
+
+from climb.config import load_schema
+from climb.io import atomic_open, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+LABELS = {
+    "climb": "CLIMB",
+    "regmix": "RegMix (one-shot)",
+    "random": "Best random",
+    "natural": "Natural (token prior)",
+    "uniform": "Uniform",
+}
+
+
+class ValidationError(ValueError):
+    """Validation settings or inputs that cannot give a table."""
+
+
+def target_model_settings(proxy: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The proxy settings with ``validation.model`` applied, checked against the schema of ``proxy``."""
+    schema = load_schema()["properties"]["proxy"]
+    unknown = sorted(set(overrides) - set(schema["properties"]))
+    if unknown:
+        raise ValidationError(f"validation.model: unknown key(s) {unknown}; allowed: keys of `proxy` "
+                              f"({', '.join(sorted(schema['properties']))})")
+    settings = {**proxy, **overrides}
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(settings), key=lambda e: list(e.absolute_path))
+    if errors:
+        key = ".".join(str(p) for p in errors[0].absolute_path)
+        raise ValidationError(f"validation.model.{key}: {errors[0].message}")
+    return settings
+
+
+def target_model_seed(seed: int, index: int) -> int:
+    """Seed of target model ``index`` (0-based): distinct from the proxies' seed and from each other."""
+    return int(hashlib.sha256(f"{seed}/validation/{index}".encode()).hexdigest()[:8], 16)
+
+
+def _columns(tasks: Sequence[dict]) -> list[str]:
+    return [f"{t['task']}/{t['metric']}" for t in tasks]
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=np.float64)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+
+
+def summarize(strategies: Sequence[str], scores: dict[str, list[dict]], tasks: Sequence[dict]) -> dict[str, Any]:
+    """Mean ± std over seeds per strategy, and CLIMB's objective margin over each other strategy.
+
+    ``scores[strategy]`` holds one :func:`climb.evaluate.evaluate_proxy` report per seed. A margin counts as a win
+    when it exceeds the larger of the two strategies' seed standard deviations.
+    """
+    columns = _columns(tasks)
+    rows: dict[str, Any] = {}
+    for strategy in strategies:
+        reports = scores[strategy]
+        if not reports:
+            raise ValidationError(f"strategy {strategy!r} has no scores")
+        row: dict[str, Any] = {"seeds": len(reports)}
+        for column in [*columns, "objective"]:
+            values = [r["objective"] if column == "objective" else r["metrics"][column] for r in reports]
+            if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
+                raise ValidationError(f"strategy {strategy!r}: {column} is not a finite number in every seed: {values}")
+            mean, std = _mean_std(values)
+            row[column] = {"mean": mean, "std": std, "values": [float(v) for v in values]}
+        rows[strategy] = row
+    comparisons = {}
+    if "climb" in rows:
+        climb = rows["climb"]["objective"]
+        for strategy in strategies:
+            if strategy == "climb":
+                continue
+            other = rows[strategy]["objective"]
+            margin = climb["mean"] - other["mean"]
+            noise = max(climb["std"], other["std"])
+            comparisons[strategy] = {"margin": margin, "seed_std": noise, "climb_wins": bool(margin > noise)}
+    return {"tasks": list(tasks), "columns": columns, "strategies": rows, "climb_vs": comparisons}
+
+
+def _arrow(task: dict) -> str:
+    return "↑" if task.get("higher_is_better", True) else "↓"
+
+
+def _cell(stats: dict) -> str:
+    return f"{stats['mean']:.4f} ± {stats['std']:.4f}"
+
+
+def _weights_row(mixture: dict, ids: list[str]) -> list[str]:
+    return [f"{mixture['weights'].get(i, 0.0):.3f}" for i in ids]
+
+
+def render_markdown(summary: dict, mixtures: dict[str, dict], target: str, model: dict) -> str:
+    """The table (per task metric, objective; mean ± std over seeds), CLIMB's margins and each strategy's weights."""
+    tasks, columns = summary["tasks"], summary["columns"]
+    strategies = list(summary["strategies"])
+    header = ["Strategy", *[f"{c} {_arrow(t)}" for c, t in zip(columns, tasks, strict=True)], "Objective ↑", "Seeds"]
+    lines = [f"# Mixture validation: target `{target}`", "",
+             f"Target model: preset `{model['preset']}`, {model['tokens']:,} tokens; mean ± std over seeds, "
+             "scored on held-out tasks the search never saw.", "",
+             "| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    for s in strategies:
+        row = summary["strategies"][s]
+        cells = [LABELS.get(s, s), *[_cell(row[c]) for c in columns], _cell(row["objective"]), str(row["seeds"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    if summary["climb_vs"]:
+        lines += ["", "| CLIMB vs | Objective margin | Larger seed std | CLIMB wins |", "|---|---:|---:|---|"]
+        for s, c in summary["climb_vs"].items():
+            lines.append(f"| {LABELS.get(s, s)} | {c['margin']:+.4f} | {c['seed_std']:.4f} | "
+                         f"{'yes' if c['climb_wins'] else 'no'} |")
+    ids = sorted({i for m in mixtures.values() for i in m["weights"]}, key=int)
+    lines += ["", "Mixture weights per super-cluster:", "",
+              "| Strategy | " + " | ".join(f"sc{int(i):02d}" for i in ids) + " |",
+              "|---|" + "---:|" * len(ids)]
+    for s in strategies:
+        lines.append(f"| {LABELS.get(s, s)} | " + " | ".join(_weights_row(mixtures[s], ids)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render_csv(summary: dict) -> str:
+    columns = [*summary["columns"], "objective"]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["strategy", "seeds", *[f"{c}_{k}" for c in columns for k in ("mean", "std")]])
+    for s, row in summary["strategies"].items():
+        writer.writerow([s, row["seeds"], *[f"{row[c][k]:.6f}" for c in columns for k in ("mean", "std")]])
+    return out.getvalue()
+
+
+def render_seeds_csv(summary: dict, seeds: Sequence[int]) -> str:
+    columns = [*summary["columns"], "objective"]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["strategy", "seed", *columns])
+    for s, row in summary["strategies"].items():
+        for k, seed in enumerate(seeds[: row["seeds"]]):
+            writer.writerow([s, seed, *[f"{row[c]['values'][k]:.6f}" for c in columns]])
+    return out.getvalue()
+
+
+def render_html(markdown_text: str) -> str:
+    """The Markdown tables as HTML for Snakemake's report (no Markdown renderer needed)."""
+    body, table = [], []
+
+    def flush() -> None:
+        if table:
+            head, *rest = table
+            body.append("<table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr></thead><tbody>"
+                        + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rest)
+                        + "</tbody></table>")
+            table.clear()
+
+    for line in markdown_text.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if not all(set(c) <= set("-:") for c in cells):
+                table.append(cells)
+            continue
+        flush()
+        if line.startswith("# "):
+            body.append(f"<h2>{html.escape(line[2:])}</h2>")
+        elif line.strip():
+            body.append(f"<p>{html.escape(line)}</p>")
+    flush()
+    style = ("body{font-family:sans-serif} table{border-collapse:collapse;margin:1em 0} "
+             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right} td:first-child{text-align:left}")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Mixture validation</title><style>{style}</style>"
+            f"</head><body>{''.join(body)}</body></html>\n")
+
+
+def validation_table(strategies: Sequence[str], n_seeds: int, score_paths: Sequence[str], mixture_paths: Sequence[str],
+                     target: str, model: dict, seed: int, out_csv: str, out_seeds_csv: str, out_md: str, out_html: str,
+                     out_json: str) -> dict:
+    """Write the validation table from the scores (strategy-major, seed-minor) and the strategies' final mixtures."""
+    if len(score_paths) != len(strategies) * n_seeds or len(mixture_paths) != len(strategies):
+        raise ValidationError(f"expected {len(strategies)} x {n_seeds} score files and {len(strategies)} mixtures, got "
+                              f"{len(score_paths)} and {len(mixture_paths)}")
+    reports = [read_json(p) for p in score_paths]
+    scores = {s: reports[k * n_seeds : (k + 1) * n_seeds] for k, s in enumerate(strategies)}
+    tasks = reports[0]["tasks"]
+    summary = summarize(strategies, scores, tasks)
+    mixtures = {s: read_json(p) for s, p in zip(strategies, mixture_paths, strict=True)}
+    seeds = [target_model_seed(seed, k) for k in range(n_seeds)]
+    summary = {**summary, "target": target, "model": {"preset": model["preset"], "tokens": model["tokens"]},
+               "seeds": seeds, "mixtures": {s: {"path": p, "weights": mixtures[s]["weights"]}
+                                           for s, p in zip(strategies, mixture_paths, strict=True)}}
+    text = render_markdown(summary, mixtures, target, model)
+    for path, content in ((out_md, text), (out_csv, render_csv(summary)), (out_seeds_csv, render_seeds_csv(summary, seeds)),
+                          (out_html, render_html(text))):
+        with atomic_open(path, "w", encoding="utf-8") as fh:
+            fh.write(content)
+    write_json(out_json, summary)
+    log.info("validation table of target %s:\n%s", target, text)
+    return summary

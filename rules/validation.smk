@@ -1,0 +1,86 @@
+# The `validate` target (climb/validation.py): target models on each strategy's final mixture of the validation
+# target, `validation.seeds` seeds each, scored on held-out tasks the search never saw; one table.
+
+
+rule train_target_model:
+    input:
+        weights=get_validation_mixture,
+        tokens="results/tokens/manifest.json",
+        superclusters="results/clusters/superclusters.json",
+        tokenizer="results/tokenizer",
+        filters=get_filter_lists(),
+    output:
+        model=directory("results/validation/{strategy}/seed{s}/model"),
+        training="results/validation/{strategy}/seed{s}/training.json",
+    params:
+        bins=get_all("results/tokens/{shard}.bin"),
+        index=get_all("results/tokens/{shard}.idx.parquet"),
+        settings=get_target_model_settings(),
+        seed=get_target_model_seed,
+    wildcard_constraints:
+        strategy="climb|regmix|random|natural|uniform",
+        s=r"\d+",
+    threads: config["proxy"]["threads"]
+    log:
+        "results/logs/validation/{strategy}/seed{s}/train.log",
+    benchmark:
+        "results/benchmarks/validation/{strategy}/seed{s}/train.tsv"
+    conda:
+        "../envs/gpu.yaml"
+    script:
+        "../scripts/train_target_model.py"
+
+
+rule evaluate_target_model:
+    input:
+        model="results/validation/{strategy}/seed{s}/model",
+        data=get_validation_eval_data,
+    output:
+        "results/validation/{strategy}/seed{s}/scores.json",
+    params:
+        config={"evaluation": config["evaluation"], "targets": {"validation": {"tasks": config["validation"]["tasks"]}}},
+        seed=config["seed"],
+    wildcard_constraints:
+        strategy="climb|regmix|random|natural|uniform",
+        s=r"\d+",
+    threads: config["proxy"]["threads"]
+    log:
+        "results/logs/validation/{strategy}/seed{s}/evaluate.log",
+    benchmark:
+        "results/benchmarks/validation/{strategy}/seed{s}/evaluate.tsv"
+    conda:
+        "../envs/gpu.yaml"
+    script:
+        "../scripts/evaluate_target_model.py"
+
+
+rule validation_table:
+    input:
+        scores=get_validation_scores(),
+        mixtures=get_validation_mixtures(),
+    output:
+        md="results/validation/validation_table.md",
+        csv="results/validation/validation_table.csv",
+        seeds="results/validation/validation_seeds.csv",
+        json="results/validation/validation.json",
+        html=report("results/report/validation.html", caption="report/validation.rst", category="6. Validation"),
+    params:
+        strategies=config["validation"]["strategies"],
+        seeds=config["validation"]["seeds"],
+        target=get_validation_target(),
+        model=get_target_model_settings(),
+        seed=config["seed"],
+    log:
+        "results/logs/validation/table.log",
+    benchmark:
+        "results/benchmarks/validation/table.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/validation_table.py"
+
+
+rule validate:
+    input:
+        get_validation_outputs(),
+    localrule: True
