@@ -72,6 +72,24 @@ def test_tied_predictions_go_along_the_linear_trend():
     assert tv_distance(near[None, :], best)[0] < tv_distance(along[None, :], best)[0]
 
 
+def test_epoch_caps_bound_every_mixture_and_name_an_impossible_budget():
+    tokens = np.array([50_000.0, 30_000.0, 10_000.0, 10_000.0])
+    prior = Prior(["0", "1", "2", "3"], tokens, tokens)
+    settings = SamplerSettings(cap=None, max_epochs=2, epoch_tokens=100_000)  # caps 1, 0.6, 0.2, 0.2
+    caps = np.array([1.0, 0.6, 0.2, 0.2])
+    for init in ("dirichlet", "random"):
+        pool = sample_pool(prior, 40, SamplerSettings(init=init, cap=None, max_epochs=2, epoch_tokens=100_000), seed=3)
+        assert np.all(pool <= caps + 1e-9) and np.allclose(pool.sum(axis=1), 1)
+        assert pool[:, 2].max() > 0.15  # the bound binds, and mass reaches it
+    unbounded = sample_pool(prior, 40, SamplerSettings(cap=None), seed=3)
+    assert unbounded[:, 2].max() > 0.3
+    result = run_search(lambda w: w[:, 2] - w[:, 0], prior, SearchSettings(rounds=(8, 4), candidates=500,
+                                                                           sampler=settings), "climb", seed=1)
+    assert np.all(result.evaluated <= caps + 1e-9) and result.weights[2] <= 0.2 + 1e-9
+    with pytest.raises(ValueError, match=r"need more than 2 epochs of the usable corpus \(100,000 tokens\)"):
+        sample_pool(prior, 4, SamplerSettings(max_epochs=2, epoch_tokens=300_000), seed=0)
+
+
 def test_settings_reject_bad_values():
     with pytest.raises(ValueError, match="search.rounds"):
         SearchSettings(rounds=())

@@ -67,8 +67,12 @@ def read_prior(path: str | Path) -> Prior:
         if not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
             raise ValueError(f"{path}: share of super-cluster {i} is {v!r}; expected a finite number >= 0")
         values.append(float(v))
+    tokens = data.get("tokens")
+    counts = None
+    if isinstance(tokens, dict) and set(tokens) == set(ids):
+        counts = np.array([float(tokens[i]) for i in ids])
     try:
-        return Prior(ids, np.array(values))
+        return Prior(ids, np.array(values), counts)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err
 

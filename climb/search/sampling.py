@@ -30,6 +30,8 @@ class SamplerSettings:
     temperature: float = 0.5
     strengths: Sequence[float] = (0.1, 0.3, 1.0, 3.0)
     cap: float | None = 10.0
+    max_epochs: float | None = None
+    epoch_tokens: int | None = None
     min_weight: float = 0.01
     dedup_distance: float = 0.02
     max_tries: int = 1000
@@ -43,6 +45,9 @@ class SamplerSettings:
             raise ValueError(f"search.temperature must be >= 0, got {self.temperature}")
         if self.cap is not None and self.cap <= 0:
             raise ValueError(f"search.cap must be positive or null, got {self.cap}")
+        if self.max_epochs is not None and (self.max_epochs <= 0 or not self.epoch_tokens or self.epoch_tokens < 1):
+            raise ValueError(f"search.max_epochs ({self.max_epochs}) needs a positive value and epoch_tokens "
+                             f"({self.epoch_tokens}) >= 1")
 
 
 @dataclass
@@ -112,14 +117,34 @@ def finish(w: np.ndarray, min_weight: float, caps: np.ndarray | None) -> np.ndar
     return w
 
 
-def caps_for(prior: Prior, settings: SamplerSettings) -> np.ndarray | None:
-    """Per-domain upper bounds: ``cap`` times the tempered prior share (at most 1); None when uncapped."""
-    if settings.cap is None or settings.init == "random":
+def epoch_caps(prior: Prior, settings: SamplerSettings) -> np.ndarray | None:
+    """Per-domain weights that repeat a domain's tokens ``max_epochs`` times in ``epoch_tokens`` (at most 1)."""
+    if settings.max_epochs is None:
         return None
-    caps = np.minimum(1.0, settings.cap * tempered(prior.share, settings.temperature))
+    if prior.tokens is None:
+        raise ValueError("search.max_epochs needs token counts per super-cluster (`tokens` in prior.json)")
+    caps = np.minimum(1.0, settings.max_epochs * np.asarray(prior.tokens, dtype=np.float64) / settings.epoch_tokens)
     if caps.sum() < 1.0:
         raise ValueError(
-            f"search.cap={settings.cap} leaves room for only {caps.sum():.3f} of the mass under the prior; raise it")
+            f"search.max_epochs={settings.max_epochs}: {settings.epoch_tokens:,} tokens (search.epoch_tokens, default "
+            f"export.token_budget) need more than {settings.max_epochs} epochs of the usable corpus "
+            f"({int(np.sum(prior.tokens)):,} tokens); raise max_epochs or lower the budget")
+    return caps
+
+
+def caps_for(prior: Prior, settings: SamplerSettings) -> np.ndarray | None:
+    """Per-domain upper bounds: ``cap`` times the tempered prior share (Dirichlet init only) and the epoch caps,
+    whichever is lower (at most 1); None when uncapped."""
+    caps = epoch_caps(prior, settings)
+    if settings.cap is not None and settings.init != "random":
+        share_caps = np.minimum(1.0, settings.cap * tempered(prior.share, settings.temperature))
+        if share_caps.sum() < 1.0:
+            raise ValueError(f"search.cap={settings.cap} leaves room for only {share_caps.sum():.3f} of the mass "
+                             "under the prior; raise it")
+        caps = share_caps if caps is None else np.minimum(caps, share_caps)
+        if caps.sum() < 1.0:
+            raise ValueError(f"search.cap={settings.cap} and search.max_epochs={settings.max_epochs} together leave "
+                             f"room for only {caps.sum():.3f} of the mass; raise one of them")
     return caps
 
 
