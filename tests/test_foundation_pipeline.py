@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import yaml
 
+from climb.config import load_schema
 from climb.embed import embed_texts, load_encoder
 from climb.embedded import write_embedded_corpus
 from climb.ingest import ingest_shard
@@ -17,6 +18,9 @@ from tests.conftest import CI_CONFIG, ROOT, job_counts, snakemake
 
 CI = yaml.safe_load(CI_CONFIG.read_text())
 SHARDS = [f"embedded-{i:03d}" for i in range(CI["input"]["embedded"]["n_shards"])]
+HELDOUT_PER_TOPIC = CI["input"]["embedded"].get(
+    "heldout_per_topic", load_schema()["properties"]["input"]["properties"]["embedded"]["properties"]
+    ["heldout_per_topic"]["default"])
 
 
 def test_dry_run_lists_the_jobs(tmp_path):
@@ -61,7 +65,7 @@ def test_same_seed_same_bytes_for_corpus_and_ids(pipeline, tmp_path):
     settings = {**CI["input"]["embedded"]}
     paths = [str(tmp_path / f"{s}.jsonl") for s in SHARDS]
     write_embedded_corpus(paths, str(tmp_path / "heldout.jsonl"), str(tmp_path / "manifest.json"),
-                          docs_per_topic=settings["docs_per_topic"], heldout_per_topic=40,
+                          docs_per_topic=settings["docs_per_topic"], heldout_per_topic=HELDOUT_PER_TOPIC,
                           planted_per_kind=settings["planted_per_kind"], min_chars=200,
                           max_chars=settings["max_chars"], seed=CI["seed"])
     for shard, path in zip(SHARDS, paths, strict=True):
