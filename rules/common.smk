@@ -16,10 +16,6 @@ def get_input_shards():
 
 SHARDS = get_input_shards()
 
-# search.max_epochs refers to a run of search.epoch_tokens tokens: by default the ClimbMix budget.
-if config["search"]["epoch_tokens"] is None:
-    config["search"]["epoch_tokens"] = config["export"]["token_budget"]
-
 
 wildcard_constraints:
     shard="|".join(re.escape(name) for name in SHARDS),

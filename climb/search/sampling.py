@@ -45,9 +45,10 @@ class SamplerSettings:
             raise ValueError(f"search.temperature must be >= 0, got {self.temperature}")
         if self.cap is not None and self.cap <= 0:
             raise ValueError(f"search.cap must be positive or null, got {self.cap}")
-        if self.max_epochs is not None and (self.max_epochs <= 0 or not self.epoch_tokens or self.epoch_tokens < 1):
-            raise ValueError(f"search.max_epochs ({self.max_epochs}) needs a positive value and epoch_tokens "
-                             f"({self.epoch_tokens}) >= 1")
+        if self.max_epochs is not None and self.max_epochs <= 0:
+            raise ValueError(f"search.max_epochs must be positive or null, got {self.max_epochs}")
+        if self.epoch_tokens is not None and self.epoch_tokens < 1:
+            raise ValueError(f"search.epoch_tokens must be >= 1 or null, got {self.epoch_tokens}")
 
 
 @dataclass
@@ -119,15 +120,15 @@ def finish(w: np.ndarray, min_weight: float, caps: np.ndarray | None) -> np.ndar
 
 def epoch_caps(prior: Prior, settings: SamplerSettings) -> np.ndarray | None:
     """Per-domain weights that repeat a domain's tokens ``max_epochs`` times in ``epoch_tokens`` (at most 1)."""
-    if settings.max_epochs is None:
+    if settings.max_epochs is None or settings.epoch_tokens is None:
         return None
     if prior.tokens is None:
         raise ValueError("search.max_epochs needs token counts per super-cluster (`tokens` in prior.json)")
     caps = np.minimum(1.0, settings.max_epochs * np.asarray(prior.tokens, dtype=np.float64) / settings.epoch_tokens)
     if caps.sum() < 1.0:
         raise ValueError(
-            f"search.max_epochs={settings.max_epochs}: {settings.epoch_tokens:,} tokens (search.epoch_tokens, default "
-            f"export.token_budget) need more than {settings.max_epochs} epochs of the usable corpus "
+            f"search.max_epochs={settings.max_epochs}: {settings.epoch_tokens:,} tokens (search.epoch_tokens) need more "
+            f"than {settings.max_epochs} epochs of the usable corpus "
             f"({int(np.sum(prior.tokens)):,} tokens); raise max_epochs or lower the budget")
     return caps
 
