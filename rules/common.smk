@@ -370,16 +370,24 @@ def get_predictor_params():
     return {"predictor": config["search"]["predictor"]}
 
 
+def _search_settings(exclude):
+    """`search` keys in the schema's order: whether a config file names a key must not change a rule's params."""
+    from climb.config import load_schema
+
+    order = list(load_schema()["properties"]["search"]["properties"])
+    return {k: config["search"][k] for k in order if k in config["search"] and k not in exclude}
+
+
 def get_proposal_params(wildcards):
     """Search settings of round r's proposals (rounds after r do not affect it)."""
-    search = {k: v for k, v in config["search"].items() if k not in (*_SEARCH_NOT_PARAMS, "predictor", "final", "final_topk")}
+    search = _search_settings((*_SEARCH_NOT_PARAMS, "predictor", "final", "final_topk"))
     return {**search, "rounds": config["search"]["rounds"][: int(wildcards.r)]}
 
 
 def get_final_params(wildcards):
     if wildcards.strategy in ("natural", "uniform", "random"):
         return {}
-    return {k: v for k, v in config["search"].items() if k not in (*_SEARCH_NOT_PARAMS, "predictor")}
+    return _search_settings((*_SEARCH_NOT_PARAMS, "predictor"))
 
 
 # --- validation (rules/validation.smk) ---

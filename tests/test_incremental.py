@@ -65,6 +65,17 @@ def test_nothing_to_do_after_the_run(pipeline_copy):
 
 
 @pytest.mark.slow
+def test_naming_a_default_in_another_order_reruns_nothing(pipeline_copy):
+    # Snakemake compares params as written; rules must not depend on which keys a config file names, or in what order.
+    cfg = yaml.safe_load(CI_CONFIG.read_text())
+    search = {"max_tries": 1000, "cap": 10.0, **cfg["search"], "final": "argmax"}  # defaults, named, reordered
+    path = pipeline_copy.parent / "named.yaml"
+    path.write_text(yaml.safe_dump({**cfg, "search": dict(reversed(search.items()))}, sort_keys=False))
+    counts, text = jobs_to_run(pipeline_copy, path)
+    assert counts == {}, reasons(text, set(counts))
+
+
+@pytest.mark.slow
 def test_export_budget_reruns_only_export(pipeline_copy):
     budget = yaml.safe_load(CI_CONFIG.read_text())["export"]["token_budget"]
     counts, text = jobs_to_run(pipeline_copy, overlay(pipeline_copy, {"export": {"token_budget": budget // 2}}))

@@ -229,5 +229,4 @@ def _finish_batch(w: np.ndarray, min_weight: float, caps: np.ndarray | None) -> 
 def sampler_config(search: dict) -> dict:
     """The config keys a pool mixture depends on (its rule's params: nothing else reruns it). Here, not in
     climb.search.pipeline, so that parsing the workflow does not import LightGBM."""
-    keys = {f.name for f in fields(SamplerSettings)}
-    return {k: v for k, v in search.items() if k in keys}
+    return {f.name: search[f.name] for f in fields(SamplerSettings) if f.name in search}  # fixed order
