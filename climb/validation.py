@@ -118,7 +118,7 @@ def render_markdown(summary: dict, mixtures: dict[str, dict], target: str, model
     """The table (per task metric, objective; mean ± std over seeds), CLIMB's margins and each strategy's weights."""
     tasks, columns = summary["tasks"], summary["columns"]
     strategies = list(summary["strategies"])
-    header = ["Strategy", *[f"{c} {_arrow(t)}" for c, t in zip(columns, tasks, strict=True)], "Objective ↑", "Seeds"]
+    header = ["Strategy", *[f"{c} {_arrow(t)}" for c, t in zip(columns, tasks, strict=True)], "Objective (weighted average) ↑", "Seeds"]
     lines = [f"# Mixture validation: target `{target}`", "",
              f"Target model: preset `{model['preset']}`, {model['tokens']:,} tokens; mean ± std over seeds, "
              "scored on held-out tasks the search never saw.", "",
