@@ -69,6 +69,7 @@ def test_two_targets_share_the_pool_but_not_the_rounds(tmp_path):
         "mc": {"tasks": [{"task": "climb_heldout_mc", "metric": "acc"}]},
     }
     base["search"] = {"rounds": [4, 3, 2], "baselines": ["random"]}
+    base["validation"] = {"in_all": False}  # the search's own jobs (validate would add its strategies' finals)
     cfg.write_text(yaml.safe_dump(base))
     counts = _dry_counts(tmp_path / "w", configfile=cfg)
     assert counts["sample_pool_mixture"] == 9
