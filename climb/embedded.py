@@ -13,7 +13,6 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
-import json
 import logging
 import random
 import re
@@ -23,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from climb.io import atomic_open, write_json
+from climb.io import write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -276,12 +275,6 @@ def build_corpus(docs_per_topic: int, heldout_per_topic: int, planted_per_kind: 
     return corpus, heldout
 
 
-def _write_jsonl(path: str | Path, rows: list[dict]) -> None:
-    with atomic_open(path, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
-
-
 def write_embedded_corpus(shard_paths: list[str], heldout_path: str, manifest_path: str, docs_per_topic: int,
                           heldout_per_topic: int, planted_per_kind: int, min_chars: int, max_chars: int,
                           seed: int) -> None:
@@ -289,8 +282,8 @@ def write_embedded_corpus(shard_paths: list[str], heldout_path: str, manifest_pa
     corpus, heldout = build_corpus(docs_per_topic, heldout_per_topic, planted_per_kind, min_chars, max_chars, seed)
     n = len(shard_paths)
     for i, path in enumerate(shard_paths):
-        _write_jsonl(path, [{"id": d.id, "text": d.text, "origin": d.origin} for d in corpus[i::n]])
-    _write_jsonl(heldout_path, [{"id": d.id, "text": d.text, "topic": d.origin.split("/", 1)[1]} for d in heldout])
+        write_jsonl(path, [{"id": d.id, "text": d.text, "origin": d.origin} for d in corpus[i::n]])
+    write_jsonl(heldout_path, [{"id": d.id, "text": d.text, "topic": d.origin.split("/", 1)[1]} for d in heldout])
     origins: dict[str, int] = {}
     for d in corpus:
         origins[d.origin] = origins.get(d.origin, 0) + 1

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from climb.io import atomic_open, write_json
+from climb.io import write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -273,12 +273,6 @@ def _continuation_items(chosen: list[tuple[str, str, str]], settings: dict, rng:
     return items
 
 
-def _write_rows(path: str, rows: list[dict]) -> None:
-    with atomic_open(path, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
-
-
 def build_heldout_tasks(heldout_path: str, bpb_path: str, mc_path: str, settings: dict, seed: int,
                         validation_bpb_path: str | None = None, validation_mc_path: str | None = None) -> dict:
     """Data of the embedded default's local tasks, from held-out documents of ``settings['topic']``.
@@ -324,9 +318,9 @@ def build_heldout_tasks(heldout_path: str, bpb_path: str, mc_path: str, settings
         items = _continuation_items(part, settings, rng, f"{heldout_path} ({name} split)")
         out_bpb, out_mc = paths[name]
         if out_bpb:
-            _write_rows(out_bpb, bpb)
+            write_jsonl(out_bpb, bpb)
         if out_mc:
-            _write_rows(out_mc, items)
+            write_jsonl(out_mc, items)
         summary[name] = {"documents": len(part), "bpb_docs": len(bpb), "mc_items": len(items)}
     log.info("held-out tasks: %s", summary)
     return summary
