@@ -28,19 +28,17 @@ import numpy as np
 from climb.io import read_json, write_json
 from climb.search.core import SearchSettings, final_mixture, propose_round
 from climb.search.predictor import Predictor, PredictorSettings, fit_predictor
-from climb.search.sampling import Prior, SamplerSettings, sample_pool
+from climb.search.sampling import Prior, SamplerSettings, sample_pool, sampler_config
 
 log = logging.getLogger("climb.search")
 
-SAMPLER_KEYS = {f.name for f in fields(SamplerSettings)}
 SEARCH_KEYS = {f.name for f in fields(SearchSettings)} - {"sampler", "predictor"}
 PREDICTOR_KEYS = {f.name for f in fields(PredictorSettings)}
 
 
 def settings_from_config(search: dict[str, Any]) -> SearchSettings:
     """SearchSettings from the `search` config section (keys it does not know are ignored here)."""
-    sampler = SamplerSettings(**{k: (tuple(v) if isinstance(v, list) else v)
-                                 for k, v in search.items() if k in SAMPLER_KEYS})
+    sampler = SamplerSettings(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in sampler_config(search).items()})
     predictor = PredictorSettings(**{k: v for k, v in search.get("predictor", {}).items() if k in PREDICTOR_KEYS})
     top = {k: (tuple(v) if isinstance(v, list) else v) for k, v in search.items() if k in SEARCH_KEYS}
     return SearchSettings(sampler=sampler, predictor=predictor, **top)
