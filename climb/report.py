@@ -55,7 +55,8 @@ def _save(fig: Any, path: str) -> None:
     plt.close(fig)
 
 
-def _write_html(path: str, title: str, body: str) -> None:
+def write_html(path: str, title: str, body: str) -> None:
+    """A self-contained HTML page in the report's style: ``title`` as its heading, then ``body``."""
     with atomic_open(path, "w", encoding="utf-8") as fh:
         fh.write(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>{STYLE}"
                  f"</head><body><h3>{html.escape(title)}</h3>{body}</body></html>\n")
@@ -184,7 +185,7 @@ def plot_pruning(stats_path: str, thresholds: dict[str, float], out_png: str, ou
             f"{html.escape(', '.join(f'{k} {v:g}' for k, v in thresholds.items()))}.</p>"
             "<table><tr><th>cluster</th><th>documents</th><th>reason</th><th>mean scores</th></tr>"
             + "".join(rows) + "</table>")
-    _write_html(out_html, "Pruned clusters and why", body)
+    write_html(out_html, "Pruned clusters and why", body)
 
 
 TOKEN = re.compile(r"[A-Za-z][A-Za-z]{2,}")
@@ -283,7 +284,7 @@ def supercluster_contents(corpus_paths: list[str], idx_paths: list[str], supercl
                     f"<td>{html.escape(', '.join(words.get(s, [])))}</td><td>{snippets}</td></tr>")
     body = ("<table><tr><th>super-cluster</th><th>documents</th><th>tokens</th><th>clusters</th>"
             "<th>characteristic words</th><th>examples</th></tr>" + "".join(rows) + "</table>")
-    _write_html(out_html, "What each super-cluster holds", body)
+    write_html(out_html, "What each super-cluster holds", body)
     return words
 
 

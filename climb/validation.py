@@ -163,7 +163,7 @@ def render_seeds_csv(summary: dict, seeds: Sequence[int]) -> str:
 
 
 def render_html(markdown_text: str) -> str:
-    """The Markdown tables as HTML for Snakemake's report (no Markdown renderer needed)."""
+    """The body of the Markdown (its tables and paragraphs, not its title) as HTML, for the report's page."""
     body, table = [], []
 
     def flush() -> None:
@@ -181,15 +181,10 @@ def render_html(markdown_text: str) -> str:
                 table.append(cells)
             continue
         flush()
-        if line.startswith("# "):
-            body.append(f"<h2>{html.escape(line[2:])}</h2>")
-        elif line.strip():
+        if line.strip() and not line.startswith("# "):
             body.append(f"<p>{html.escape(line)}</p>")
     flush()
-    style = ("body{font-family:sans-serif} table{border-collapse:collapse;margin:1em 0} "
-             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right} td:first-child{text-align:left}")
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Mixture validation</title><style>{style}</style>"
-            f"</head><body>{''.join(body)}</body></html>\n")
+    return "".join(body)
 
 
 def validation_table(strategies: Sequence[str], n_seeds: int, score_paths: Sequence[str], mixture_paths: Sequence[str],
@@ -209,10 +204,12 @@ def validation_table(strategies: Sequence[str], n_seeds: int, score_paths: Seque
                "seeds": seeds, "mixtures": {s: {"path": p, "weights": mixtures[s]["weights"]}
                                            for s, p in zip(strategies, mixture_paths, strict=True)}}
     text = render_markdown(summary, mixtures, target, model)
-    for path, content in ((out_md, text), (out_csv, render_csv(summary)), (out_seeds_csv, render_seeds_csv(summary, seeds)),
-                          (out_html, render_html(text))):
+    for path, content in ((out_md, text), (out_csv, render_csv(summary)), (out_seeds_csv, render_seeds_csv(summary, seeds))):
         with atomic_open(path, "w", encoding="utf-8") as fh:
             fh.write(content)
+    from climb.report import write_html  # here: climb.report imports matplotlib, and the workflow imports this module
+
+    write_html(out_html, f"Mixture validation: target {target}", render_html(text))
     write_json(out_json, summary)
     log.info("validation table of target %s:\n%s", target, text)
     return summary
