@@ -50,3 +50,33 @@ def check_config(config: dict[str, Any], schema_path: str | Path = SCHEMA_PATH) 
 def config_hash(config: dict[str, Any]) -> str:
     """sha256 of the config's canonical JSON (after defaults are filled in)."""
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# --- result vs runtime keys (the `x-effect` annotation on every key of the schema) ---
+
+def _walk(schema: dict[str, Any], path: tuple[str, ...] = ()):
+    """(dotted key, schema node) of every declared key: a leaf, or an object whose keys are free-form."""
+    for name, node in schema.get("properties", {}).items():
+        key = (*path, name)
+        if "x-effect" in node:
+            yield ".".join(key), node
+        if node.get("type") == "object" and "properties" in node:
+            yield from _walk(node, key)
+
+
+def declared_keys(schema: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """dotted key -> its schema node, for every key that carries an `x-effect` declaration."""
+    return dict(_walk(schema if schema is not None else load_schema()))
+
+
+def runtime_settings(config: dict[str, Any], section: str) -> dict[str, Any]:
+    """The runtime keys (``x-effect: runtime``) directly under ``section`` (dotted, e.g. ``embed`` or
+    ``quality.teacher.openai``), read from the job's own config (``snakemake.config``). Runtime keys say how a job
+    runs, never what it writes, so rules do not pass them as params: changing one reruns nothing."""
+    node: Any = config
+    for part in section.split("."):
+        node = node[part]
+    prefix = f"{section}."
+    keys = [k[len(prefix):] for k, decl in declared_keys().items()
+            if k.startswith(prefix) and "." not in k[len(prefix):] and decl["x-effect"] == "runtime"]
+    return {k: node[k] for k in keys}
