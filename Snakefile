@@ -1,8 +1,10 @@
 from snakemake.utils import min_version, validate
 
 from climb.config import check_config
+from climb.snakemake_compat import fix_list_params_changes
 
 min_version("9.0")
+fix_list_params_changes()  # `--list-changes params` lists only outputs whose params changed
 
 
 configfile: f"{workflow.basedir}/config.yaml"  # the embedded default; --configfile merges on top

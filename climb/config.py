@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -39,12 +40,16 @@ def _describe(error: jsonschema.ValidationError) -> str:
 
 def check_config(config: dict[str, Any], schema_path: str | Path = SCHEMA_PATH) -> None:
     """Raise :class:`ConfigError` listing every schema violation, each naming its key."""
-    schema = load_schema(schema_path)
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = _validator(str(schema_path))
     errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         lines = "\n".join(f"  - {_describe(e)}" for e in errors)
         raise ConfigError(f"invalid configuration ({len(errors)} problem(s)):\n{lines}")
+
+
+@functools.lru_cache(maxsize=4)
+def _validator(schema_path: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(load_schema(schema_path))
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -55,28 +60,90 @@ def config_hash(config: dict[str, Any]) -> str:
 # --- result vs runtime keys (the `x-effect` annotation on every key of the schema) ---
 
 def _walk(schema: dict[str, Any], path: tuple[str, ...] = ()):
-    """(dotted key, schema node) of every declared key: a leaf, or an object whose keys are free-form."""
+    """(dotted key, schema node) of every key: a leaf, or an object without `properties` (its keys are free-form,
+    e.g. `targets`), which is declared as one key. Objects with `properties` are sections, not keys."""
     for name, node in schema.get("properties", {}).items():
         key = (*path, name)
-        if "x-effect" in node:
-            yield ".".join(key), node
-        if node.get("type") == "object" and "properties" in node:
+        if "properties" in node:
             yield from _walk(node, key)
+        else:
+            yield ".".join(key), node
 
 
-def declared_keys(schema: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """dotted key -> its schema node, for every key that carries an `x-effect` declaration."""
-    return dict(_walk(schema if schema is not None else load_schema()))
+def config_keys(schema: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """dotted key -> its schema node (with its `x-effect`, `x-rules`, `x-test-value` declarations), for every key."""
+    return dict(_walk(schema)) if schema is not None else _project_keys()
+
+
+@functools.lru_cache(maxsize=1)
+def _project_keys() -> dict[str, dict[str, Any]]:
+    return dict(_walk(load_schema()))
+
+
+def section_keys(section: str, effect: str) -> list[str]:
+    """Keys directly under ``section`` (dotted) declared ``x-effect: effect``, in the schema's order."""
+    prefix = f"{section}."
+    return [k[len(prefix):] for k, decl in config_keys().items()
+            if k.startswith(prefix) and "." not in k[len(prefix):] and decl.get("x-effect") == effect]
+
+
+def _section(config: dict[str, Any], section: str) -> Any:
+    node: Any = config
+    for part in section.split("."):
+        node = node[part]
+    return node
+
+
+def result_settings(config: dict[str, Any], section: str, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The result keys (``x-effect: result``) directly under ``section``, in the schema's order: what a rule passes
+    as params, key by key, so that changing one reruns the jobs whose outputs it can change."""
+    node = _section(config, section)
+    return {k: node[k] for k in section_keys(section, "result") if k not in exclude}
 
 
 def runtime_settings(config: dict[str, Any], section: str) -> dict[str, Any]:
     """The runtime keys (``x-effect: runtime``) directly under ``section`` (dotted, e.g. ``embed`` or
     ``quality.teacher.openai``), read from the job's own config (``snakemake.config``). Runtime keys say how a job
     runs, never what it writes, so rules do not pass them as params: changing one reruns nothing."""
-    node: Any = config
-    for part in section.split("."):
-        node = node[part]
-    prefix = f"{section}."
-    keys = [k[len(prefix):] for k, decl in declared_keys().items()
-            if k.startswith(prefix) and "." not in k[len(prefix):] and decl["x-effect"] == "runtime"]
-    return {k: node[k] for k in keys}
+    node = _section(config, section)
+    return {k: node[k] for k in section_keys(section, "runtime")}
+
+
+def job_settings(params: dict[str, Any], config: dict[str, Any], section: str) -> dict[str, Any]:
+    """A job's settings of one section: the result keys its rule passed as params, and the runtime keys from its
+    own config."""
+    return {**runtime_settings(config, section), **params}
+
+
+def reference_markdown(schema: dict[str, Any] | None = None) -> str:
+    """docs/config.md: every key with its default, whether it is a result or a runtime key, and its description."""
+    schema = schema if schema is not None else load_schema()
+    lines = ["# Configuration reference", "",
+             "Generated from climb/schemas/config.schema.yaml by `python -m climb.config docs/config.md`; "
+             "a test fails when it is out of date.", "",
+             "**result** keys can change what a rule writes: changing one reruns the rules named (and what reads "
+             "their outputs). **runtime** keys say how a job runs (batch sizes, threads, devices, concurrency, "
+             "retries, checkpoints, caches), never what it writes: changing one reruns nothing. Same config and seed "
+             "give the same bytes for the same result keys, on the same hardware and runtime settings (a runtime "
+             "key such as a batch size or a thread count may change floating-point summation order).", ""]
+    section = None
+    for key, node in config_keys(schema).items():
+        top = key.split(".")[0]
+        if top != section:
+            section = top
+            description = " ".join(str(schema["properties"][top].get("description", "")).split())
+            lines += ["", f"## `{top}`", "", description, "", "| key | default | effect | description |",
+                      "|---|---|---|---|"]
+        effect = node.get("x-effect", "undeclared")
+        if effect == "result":
+            effect = "result: " + ", ".join(f"`{r}`" for r in node.get("x-rules", []))
+        default = json.dumps(node.get("default"))
+        text = " ".join(str(node.get("description", "")).split()).replace("|", "\\|")
+        lines.append(f"| `{key}` | `{default}` | {effect} | {text} |")
+    return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    Path(sys.argv[1]).write_text(reference_markdown(), encoding="utf-8")

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from climb.config import section_keys
 from climb.io import atomic_path, read_json, write_json
 from climb.tokenize import TokenShard, open_shard, read_filtered_ids, read_superclusters, supercluster_ids, usable_rows
 
@@ -59,8 +60,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-# Settings that may change between a killed job and its rerun without invalidating the checkpoint.
-RESUMABLE_CHANGES = ("nproc", "threads", "checkpoint_every", "delete_after_scoring", "device", "on_nonfinite_loss")
+# Settings that may change between a killed job and its rerun without invalidating the checkpoint: the runtime keys
+# of `proxy` (how the job runs; climb/schemas/config.schema.yaml), and what to do should the loss diverge later.
+RESUMABLE_CHANGES = (*section_keys("proxy", "runtime"), "on_nonfinite_loss")
 NONFINITE_POLICIES = ("fail", "skip")
 
 

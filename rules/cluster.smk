@@ -5,7 +5,7 @@ rule fit_kmeans:
         centroids="results/kmeans/centroids.npy",
         report="results/kmeans/fit.json",
     params:
-        settings=config["cluster"],
+        settings=get_result_settings("cluster"),
         seed=config["seed"],
     threads: 2
     log:

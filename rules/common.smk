@@ -1,10 +1,17 @@
 import re
 
-from climb.config import config_hash
+from climb.config import result_settings
 from climb.export import n_parts
 from climb.shards import embedded_shards, resolve_shards, select_fit_shards
 
 EMBEDDED_DIR = "results/embedded"
+
+
+def get_result_settings(section, exclude=()):
+    """A rule's params from one config section: its result keys (x-effect: result in the schema), one by one.
+    Runtime keys (batch sizes, threads, devices, ...) are not params: a job reads them from its own config
+    (climb.config.runtime_settings), so changing one reruns nothing."""
+    return result_settings(config, section, exclude)
 
 
 def get_input_shards():
@@ -360,22 +367,24 @@ _SEARCH_NOT_PARAMS = ("strategies", "baselines", "targets", "validation_target")
 
 
 def get_sampler_params():
-    """The keys a pool mixture depends on (only these rerun the pool)."""
-    from climb.search.sampling import sampler_config
+    """The result keys a pool mixture depends on (only these rerun the pool)."""
+    from dataclasses import fields
 
-    return sampler_config(config["search"])
+    from climb.search.sampling import SamplerSettings
+
+    sampler = {f.name for f in fields(SamplerSettings)}
+    from climb.config import section_keys
+
+    return get_result_settings("search", exclude=tuple(k for k in section_keys("search", "result") if k not in sampler))
 
 
 def get_predictor_params():
-    return {"predictor": config["search"]["predictor"]}
+    return {"predictor": get_result_settings("search.predictor")}
 
 
 def _search_settings(exclude):
-    """`search` keys in the schema's order: whether a config file names a key must not change a rule's params."""
-    from climb.config import load_schema
-
-    order = list(load_schema()["properties"]["search"]["properties"])
-    return {k: config["search"][k] for k in order if k in config["search"] and k not in exclude}
+    """`search` result keys in the schema's order: whether a config file names a key must not change a rule's params."""
+    return get_result_settings("search", exclude=exclude)
 
 
 def get_proposal_params(wildcards):
@@ -427,7 +436,7 @@ def get_target_model_settings():
     """The proxy settings with validation.model applied (a typo there is named before any job runs)."""
     from climb.validation import target_model_settings
 
-    return target_model_settings(config["proxy"], config["validation"]["model"])
+    return target_model_settings(get_result_settings("proxy"), config["validation"]["model"])
 
 
 def get_target_model_seed(wildcards):
@@ -439,3 +448,48 @@ def get_target_model_seed(wildcards):
 def get_validation_eval_data(wildcards):
     """Data files of the validation tasks."""
     return _task_data(config["validation"]["tasks"])
+
+
+# --- quality (rules/quality.smk) ---
+
+
+def get_teacher_params():
+    """The teacher's result keys; the openai endpoint's only when that teacher is used (else they rerun nothing)."""
+    if config["quality"]["teacher"]["kind"] != "openai":
+        return {"kind": config["quality"]["teacher"]["kind"]}
+    return {**get_result_settings("quality.teacher"), "openai": get_result_settings("quality.teacher.openai")}
+
+
+def get_classifier_params():
+    """Classifier settings; the pretrained models' paths only when they are used."""
+    unused = ("pretrained",) if config["quality"]["classifier"]["source"] == "train" else ()
+    return get_result_settings("quality.classifier", exclude=unused)
+
+
+TEXT_NORMALIZATION = ("lowercase", "newline_token", "split_punctuation")
+
+
+def get_text_normalization_params():
+    """What scoring a document needs besides the models: the text normalization they were trained with."""
+    return {k: config["quality"]["classifier"][k] for k in TEXT_NORMALIZATION}
+
+
+# --- proxies (rules/proxy.smk) ---
+
+
+def get_evaluation_params(tasks):
+    """lm-eval's result keys for scoring on ``tasks``: data file overrides of other tasks left out."""
+    names = {t["task"] for t in tasks}
+    return {**get_result_settings("evaluation", exclude=("data_files",)),
+            "data_files": {k: v for k, v in config["evaluation"]["data_files"].items() if k in names}}
+
+
+def get_target_evaluation(wildcards):
+    return get_evaluation_params(get_target_tasks(wildcards))
+
+
+def get_target_tasks(wildcards):
+    """The task metrics of one target: a proxy's score on it depends on those alone, not on other targets."""
+    if wildcards.target not in config["targets"]:
+        raise ValueError(f"target {wildcards.target!r} is not configured (targets: {sorted(config['targets'])})")
+    return config["targets"][wildcards.target]["tasks"]

@@ -6,7 +6,7 @@ if not config["input"]["shards"]:
             heldout=f"{EMBEDDED_DIR}/heldout.jsonl",
             manifest=f"{EMBEDDED_DIR}/manifest.json",
         params:
-            settings=config["input"]["embedded"],
+            settings=get_result_settings("input.embedded"),
             seed=config["seed"],
         log:
             "results/logs/build_embedded_corpus.log",
@@ -29,7 +29,7 @@ rule ingest:
         text_field=config["input"]["text_field"],
         id_field=config["input"]["id_field"],
         origin_field=config["input"]["origin_field"],
-        settings=config["ingest"],
+        settings=get_result_settings("ingest"),
     log:
         "results/logs/ingest/{shard}.log",
     benchmark:

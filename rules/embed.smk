@@ -4,7 +4,7 @@ rule embed:
     output:
         "results/embed/{shard}.npy",
     params:
-        settings=config["embed"],
+        settings=get_result_settings("embed"),
     threads: 2
     log:
         "results/logs/embed/{shard}.log",

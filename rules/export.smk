@@ -55,8 +55,6 @@ rule climbmix:
     output:
         parts=get_climbmix_parts(),
         manifest="results/climbmix/manifest.json",
-    params:
-        config_hash=config_hash(config),
     log:
         "results/logs/export/climbmix.log",
     benchmark:

@@ -34,8 +34,6 @@ rule dedup:
         embed=get_all("results/embed/{shard}.npy"),
         n_groups=get_dedup_n_groups(),
         threshold=config["dedup"]["threshold"],
-        block=config["dedup"]["block_rows"],
-        device=config["dedup"]["device"],
     threads: 2
     log:
         "results/logs/filter/dedup/{group}.log",
@@ -75,7 +73,6 @@ rule decontam:
         "results/filter/decontam/{shard}.parquet",
     params:
         ngram=config["decontam"]["ngram"],
-        batch_rows=config["decontam"]["batch_rows"],
     log:
         "results/logs/filter/decontam/{shard}.log",
     benchmark:

@@ -16,7 +16,7 @@ rule build_eval_data:
         validation_bpb="results/eval/validation_bpb.jsonl",
         validation_mc="results/eval/validation_mc.jsonl",
     params:
-        settings=config["evaluation"]["heldout"],
+        settings=get_result_settings("evaluation.heldout"),
         seed=config["seed"],
     log:
         "results/logs/build_eval_data.log",
@@ -41,7 +41,7 @@ rule train_proxy:
     params:
         bins=get_all("results/tokens/{shard}.bin"),
         index=get_all("results/tokens/{shard}.idx.parquet"),
-        settings=config["proxy"],
+        settings=get_result_settings("proxy"),
         seed=config["seed"],
     threads: config["proxy"]["threads"]
     log:
@@ -61,7 +61,8 @@ rule evaluate_proxy:
     output:
         "results/search/{mixdir}/scores/{target}.json",
     params:
-        config={"evaluation": config["evaluation"], "targets": config["targets"]},
+        evaluation=get_target_evaluation,
+        tasks=get_target_tasks,
         seed=config["seed"],
     threads: config["proxy"]["threads"]
     log:

@@ -5,9 +5,8 @@ rule annotate_quality:
         "results/quality/annotations.parquet",
     params:
         criteria=config["quality"]["criteria"],
-        teacher=config["quality"]["teacher"],
+        teacher=get_teacher_params(),
         sample_size=config["quality"]["sample_size"],
-        cache=config["quality"]["teacher"]["cache"],
         seed=config["seed"],
     log:
         "results/logs/quality/annotate.log",
@@ -27,7 +26,7 @@ rule quality_classifiers:
         metrics="results/quality/metrics.json",
     params:
         criteria=config["quality"]["criteria"],
-        settings=config["quality"]["classifier"],
+        settings=get_classifier_params(),
         seed=config["seed"],
     log:
         "results/logs/quality/classifiers.log",
@@ -47,8 +46,7 @@ rule score_quality:
         "results/quality/scores/{shard}.parquet",
     params:
         criteria=config["quality"]["criteria"],
-        settings=config["quality"]["classifier"],
-        batch_rows=config["quality"]["batch_rows"],
+        settings=get_text_normalization_params(),
     log:
         "results/logs/quality/score/{shard}.log",
     benchmark:

@@ -51,7 +51,7 @@ rule report_superclusters:
         table=report("results/report/superclusters.html", caption="report/superclusters_table.rst",
                      category="3. Super-clusters"),
     params:
-        settings=config["report"],
+        settings=get_result_settings("report"),
         seed=config["seed"],
     log:
         "results/logs/report/superclusters.log",

@@ -27,8 +27,8 @@ rule superclusters:
         superclusters="results/clusters/superclusters.json",
     params:
         criteria=config["quality"]["criteria"],
-        prune=config["prune"],
-        merge=config["merge"],
+        prune=get_result_settings("prune"),
+        merge=get_result_settings("merge"),
     log:
         "results/logs/clusters/superclusters.log",
     benchmark:

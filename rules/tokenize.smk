@@ -4,7 +4,7 @@ rule train_tokenizer:
     output:
         directory("results/tokenizer"),
     params:
-        settings=config["tokenizer"],
+        settings=get_result_settings("tokenizer"),
         seed=config["seed"],
     threads: 2
     log:
@@ -25,8 +25,6 @@ rule tokenize:
     output:
         bin="results/tokens/{shard}.bin",
         index="results/tokens/{shard}.idx.parquet",
-    params:
-        batch_rows=config["tokenizer"]["batch_rows"],
     threads: 1
     log:
         "results/logs/tokenize/{shard}.log",

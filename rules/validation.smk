@@ -38,7 +38,8 @@ rule evaluate_target_model:
     output:
         "results/validation/{strategy}/seed{s}/scores.json",
     params:
-        config={"evaluation": config["evaluation"], "targets": {"validation": {"tasks": config["validation"]["tasks"]}}},
+        evaluation=get_evaluation_params(config["validation"]["tasks"]),
+        tasks=config["validation"]["tasks"],
         seed=config["seed"],
     wildcard_constraints:
         strategy="climb|regmix|random|natural|uniform",

@@ -1,8 +1,9 @@
+from climb.config import job_settings
 from climb.embed import embed_shard
 from climb.log import log_to
 
 with log_to(snakemake.log[0]):
-    s = snakemake.params.settings
+    s = job_settings(snakemake.params.settings, snakemake.config, "embed")
     embed_shard(
         snakemake.input[0],
         snakemake.output[0],

@@ -1,6 +1,10 @@
+from climb.config import job_settings
 from climb.evaluate import evaluate_proxy
 from climb.log import log_to
 
 with log_to(snakemake.log[0]):
-    evaluate_proxy(snakemake.input.proxy, snakemake.wildcards.target, snakemake.params.config, snakemake.output[0],
-                   seed=snakemake.params.seed, threads=snakemake.threads)
+    target = snakemake.wildcards.target
+    config = {"evaluation": job_settings(snakemake.params.evaluation, snakemake.config, "evaluation"),
+              "targets": {target: {"tasks": list(snakemake.params.tasks)}}}
+    evaluate_proxy(snakemake.input.proxy, target, config, snakemake.output[0], seed=snakemake.params.seed,
+                   threads=snakemake.threads)

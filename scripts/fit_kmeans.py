@@ -1,8 +1,9 @@
+from climb.config import job_settings
 from climb.kmeans import fit_kmeans
 from climb.log import log_to
 
 with log_to(snakemake.log[0]):
-    s = snakemake.params.settings
+    s = job_settings(snakemake.params.settings, snakemake.config, "cluster")
     fit_kmeans(
         list(snakemake.input),
         snakemake.output.centroids,

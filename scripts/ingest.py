@@ -1,8 +1,9 @@
+from climb.config import job_settings
 from climb.ingest import ingest_shard
 from climb.log import log_to
 
 with log_to(snakemake.log[0]):
-    settings = snakemake.params.settings
+    settings = job_settings(snakemake.params.settings, snakemake.config, "ingest")
     ingest_shard(
         snakemake.input[0],
         snakemake.output.corpus,

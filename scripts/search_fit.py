@@ -1,7 +1,8 @@
+from climb.config import job_settings
 from climb.log import log_to
 from climb.search.pipeline import fit_round_predictor
 
 with log_to(snakemake.log[0]):
     fit_round_predictor(snakemake.input.prior, list(snakemake.input.weights), list(snakemake.input.scores),
-                        snakemake.params.search, snakemake.params.seed, int(snakemake.wildcards.r),
+                        job_settings(snakemake.params.search, snakemake.config, "search"), snakemake.params.seed, int(snakemake.wildcards.r),
                         snakemake.output.model, snakemake.output.summary)

@@ -1,6 +1,7 @@
+from climb.config import job_settings
 from climb.log import log_to
 from climb.search.pipeline import propose
 
 with log_to(snakemake.log[0]):
     propose(snakemake.input.prior, snakemake.input.model, list(snakemake.input.weights), list(snakemake.input.scores),
-            snakemake.params.search, snakemake.params.seed, int(snakemake.wildcards.r), snakemake.output[0])
+            job_settings(snakemake.params.search, snakemake.config, "search"), snakemake.params.seed, int(snakemake.wildcards.r), snakemake.output[0])

@@ -1,3 +1,4 @@
+from climb.config import runtime_settings
 from climb.log import log_to
 from climb.tokenize import tokenize_shard
 
@@ -8,5 +9,5 @@ with log_to(snakemake.log[0]):
         snakemake.input.tokenizer,
         snakemake.output.bin,
         snakemake.output.index,
-        batch_rows=snakemake.params.batch_rows,
+        batch_rows=runtime_settings(snakemake.config, "tokenizer")["batch_rows"],
     )

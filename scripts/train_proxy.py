@@ -1,3 +1,4 @@
+from climb.config import job_settings
 from climb.log import log_to
 from climb.proxy import train_proxy
 
@@ -11,7 +12,7 @@ with log_to(snakemake.log[0]):
         snakemake.input.tokenizer,
         snakemake.output.proxy,
         snakemake.output.training,
-        snakemake.params.settings,
+        job_settings(snakemake.params.settings, snakemake.config, "proxy"),
         seed=snakemake.params.seed,
         threads=snakemake.threads,
     )

@@ -1,8 +1,10 @@
+from climb.config import job_settings
 from climb.log import log_to
 from climb.proxy import train_proxy
 
 with log_to(snakemake.log[0]):
     train_proxy(snakemake.input.weights, list(snakemake.params.bins), list(snakemake.params.index),
                 snakemake.input.superclusters, list(snakemake.input.filters), snakemake.input.tokenizer,
-                snakemake.output.model, snakemake.output.training, snakemake.params.settings,
+                snakemake.output.model, snakemake.output.training,
+                job_settings(snakemake.params.settings, snakemake.config, "proxy"),
                 seed=snakemake.params.seed, threads=snakemake.threads)

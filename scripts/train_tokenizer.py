@@ -1,3 +1,4 @@
+from climb.config import job_settings
 from climb.log import log_to
 from climb.tokenizer import build_tokenizer
 
@@ -5,6 +6,6 @@ with log_to(snakemake.log[0]):
     build_tokenizer(
         [p for p in snakemake.input if p.endswith(".parquet")],
         snakemake.output[0],
-        snakemake.params.settings,
+        job_settings(snakemake.params.settings, snakemake.config, "tokenizer"),
         snakemake.params.seed,
     )

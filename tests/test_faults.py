@@ -64,13 +64,15 @@ def log_says(path: Path, text: str) -> Callable[[], bool]:
 
 
 def kill_and_rerun(workdir: Path, outputs: list[str], target: str, ready: Callable[[], bool],
-                   config: Path = CI_CONFIG) -> None:
+                   config: Path = CI_CONFIG, rerun_config: Path | None = None) -> None:
+    """Start building ``target``, kill it once ``ready()``, then rerun it (with ``rerun_config`` if given)."""
     for out in outputs:
         path = workdir / out
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     proc = subprocess.Popen(command(workdir, config, "--cores", "2", target), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     kill_when(proc, ready)
+    config = rerun_config or config
     run(workdir, config, "--unlock")
     # nothing the killed job wrote may be taken as complete: each output is absent, or Snakemake refuses it
     left = [out for out in outputs if (workdir / out).exists()]
@@ -97,8 +99,12 @@ def test_killed_proxy_training_resumes_to_identical_bytes(pipeline, pipeline_cop
     config = yaml.safe_load(CI_CONFIG.read_text())
     config.setdefault("proxy", {})["checkpoint_every"] = 4
     config_path = pipeline_copy / "checkpointing.yaml"
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))  # key order is part of params
-    kill_and_rerun(pipeline_copy, outputs, f"{mix}/training.json", lambda: ckpt.exists(), config_path)
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    # resumed with other runtime settings (threads, checkpoint interval): they change how the job runs, not the model
+    config["proxy"].update(checkpoint_every=6, threads=2)
+    rerun_path = pipeline_copy / "other_runtime.yaml"
+    rerun_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    kill_and_rerun(pipeline_copy, outputs, f"{mix}/training.json", lambda: ckpt.exists(), config_path, rerun_path)
     rerun_log = (pipeline_copy / "results/logs/search/pool/mix0/train_proxy.log").read_text()
     assert "resumed from checkpoint" in rerun_log
     resumed, uninterrupted = digest_tree(pipeline_copy / f"{mix}/proxy"), digest_tree(pipeline / f"{mix}/proxy")

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import CI_CONFIG, snakemake
+from tests.config_recording import build_dag
+from tests.conftest import CI_CONFIG, ROOT, snakemake
 
 # What must never rerun when only a later stage's setting changes.
 EMBED_AND_CLUSTER = {"build_embedded_corpus", "ingest", "embed", "fit_kmeans", "assign_clusters"}
@@ -130,3 +131,33 @@ def test_added_shard_runs_only_that_shard(pipeline_copy):
     assert not set(counts) & not_again, reasons(text, set(counts) & not_again)
     assert "results/embed/extra-000.npy" in text, reasons(text, {"embed"})
     assert "superclusters" in counts  # per-cluster aggregates see the new documents
+
+
+@pytest.mark.slow
+def test_a_second_target_reruns_no_job_of_the_first(pipeline_copy):
+    """A new target: its own evaluations and search, and nothing of the existing target's."""
+    second = {"tasks": [{"task": "climb_heldout_bpb", "metric": "bits_per_byte", "weight": 1.0,
+                         "higher_is_better": False}]}
+    general = {"tasks": [{"task": "climb_heldout_bpb", "metric": "bits_per_byte", "weight": 1.0,
+                          "higher_is_better": False},
+                         {"task": "climb_heldout_mc", "metric": "acc", "weight": 0.0, "higher_is_better": True}]}
+    dag = build_dag(ROOT / "Snakefile", pipeline_copy, [overlay(pipeline_copy, {"targets": {"general": general,
+                                                                                          "second": second}})])
+    jobs = [(job.rule.name, dict(job.wildcards_dict)) for job in dag.needrun_jobs() if job.rule.name != "all"]
+    first = [j for j in jobs if j[1].get("target") != "second" and not j[1].get("mixdir", "").startswith("second/")]
+    assert not first, f"jobs of the first target or shared stages rerun: {first[:8]}"
+    pool = sum(yaml.safe_load(CI_CONFIG.read_text())["search"]["rounds"][:1])
+    assert sum(1 for rule, w in jobs if rule == "evaluate_proxy" and w["mixdir"].startswith("pool/")) == pool
+    assert ("final_mixture", {"target": "second", "strategy": "climb"}) in jobs
+
+
+@pytest.mark.slow
+def test_list_changes_after_a_runtime_change_lists_nothing(pipeline_copy):
+    runtime = {"embed": {"batch_size": 8}, "proxy": {"threads": 2, "checkpoint_every": 50},
+               "evaluation": {"batch_size": 4}, "dedup": {"block_rows": 128}}
+    proc = snakemake(pipeline_copy, "--list-changes", "params", configfile=overlay(pipeline_copy, runtime))
+    assert proc.stdout.strip() == "", proc.stdout[-2000:]
+    # a result key is listed, with the outputs of the rule that reads it and nothing else
+    proc = snakemake(pipeline_copy, "--list-changes", "params",
+                     configfile=overlay(pipeline_copy, {"export": {"part_tokens": 50000}}))
+    assert proc.stdout.split() == ["results/export/plan.json"], proc.stdout[-2000:]
