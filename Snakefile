@@ -33,3 +33,11 @@ rule all:
     input:
         get_final_outputs(),
     default_target: True
+
+
+onsuccess:
+    from climb.summary import run_summary
+
+    mixture = get_export_mixture()
+    summaries = get_report_search_summaries() if config["export"]["mixture"] == "search" else []
+    print(run_summary(mixture, "results/climbmix/manifest.json", summaries))

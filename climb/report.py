@@ -442,3 +442,36 @@ def search_report(rounds: Sequence[int], weights_paths: Sequence[str], score_pat
     plot_objective_per_round(history, out_objective, predicted if isinstance(predicted, int | float) else None)
     return history
 
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.3g}" if isinstance(value, float) else html.escape(str(value))
+
+
+def search_signal_page(summary_paths: Sequence[str], final_path: str, out_html: str) -> None:
+    """Per round: the objectives' spread against the replicates' noise (SNR) and the predictor's skill; then the
+    final mixture's verdict with each reason."""
+    rows = []
+    for path in summary_paths:
+        s = read_json(path)
+        signal, skill, noise = s.get("signal") or {}, s.get("skill") or {}, s.get("noise") or {}
+        rows.append(f"<tr><td>{s['round']}</td><td>{_fmt(signal.get('n'))}</td><td>{_fmt(signal.get('objective_std'))}"
+                    f"</td><td>{_fmt(noise.get('std'))} ({_fmt(noise.get('n_replicates'))})</td>"
+                    f"<td>{_fmt(signal.get('snr'))}</td><td>{_fmt(skill.get('out_of_fold_spearman'))}</td>"
+                    f"<td>{_fmt(skill.get('realized_spearman'))}</td></tr>")
+    body = ("<table><tr><th>round</th><th>mixtures</th><th>objective std</th><th>noise std (replicates)</th>"
+            "<th>SNR</th><th>out-of-fold Spearman</th><th>predicted vs measured Spearman</th></tr>"
+            + "".join(rows) + "</table>")
+    final = read_json(final_path)
+    judged = final.get("verdict") if isinstance(final, dict) else None
+    if judged:
+        state = "supported" if judged["supported"] else "NOT supported"
+        fallback = " The natural mixture is used instead." if final.get("fallback") == "prior" else ""
+        body += (f"<p><b>Final mixture: {state}.</b>{fallback}</p><table><tr><th>check</th><th>value</th>"
+                 "<th>threshold</th><th>passed</th><th>meaning</th></tr>"
+                 + "".join(f"<tr><td>{r['check']}</td><td>{_fmt(r['value'])}</td><td>{html.escape(r['rule'])} "
+                           f"{_fmt(r['threshold'])}</td><td>{'yes' if r['ok'] else 'no'}</td>"
+                           f"<td>{html.escape(r['says'])}</td></tr>" for r in judged["reasons"]) + "</table>")
+    else:
+        body += "<p>The exported final mixture carries no verdict (only the climb strategy is judged).</p>"
+    write_html(out_html, "Does the search see signal?", body)

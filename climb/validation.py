@@ -102,6 +102,24 @@ def summarize(strategies: Sequence[str], scores: dict[str, list[dict]], tasks: S
     return {"tasks": list(tasks), "columns": columns, "strategies": rows, "climb_vs": comparisons}
 
 
+def verdict_against_validation(summary: dict, climb_mixture: dict) -> dict | None:
+    """The search's verdict on the climb mixture next to what validation measured against the natural mixture.
+
+    A supported mixture whose validated objective is worse than natural's by more than the larger seed std is
+    contradicted: the search claimed a gain that the target models refute (a defect to investigate)."""
+    judged = climb_mixture.get("verdict")
+    versus = summary["climb_vs"].get("natural")
+    if not judged or versus is None:
+        return None
+    margin, noise = versus["margin"], versus["seed_std"]
+    if judged["supported"]:
+        outcome = "confirmed" if margin > noise else "contradicted" if margin < -noise else "not confirmed"
+    else:
+        outcome = "agrees" if margin <= noise else "gain found that the search did not support"
+    return {"supported": judged["supported"], "fallback": climb_mixture.get("fallback"), "margin_vs_natural": margin,
+            "seed_std": noise, "outcome": outcome, "contradicted": outcome == "contradicted"}
+
+
 def _arrow(task: dict) -> str:
     return "↑" if task.get("higher_is_better", True) else "↓"
 
@@ -132,6 +150,15 @@ def render_markdown(summary: dict, mixtures: dict[str, dict], target: str, model
         for s, c in summary["climb_vs"].items():
             lines.append(f"| {LABELS.get(s, s)} | {c['margin']:+.4f} | {c['seed_std']:.4f} | "
                          f"{'yes' if c['climb_wins'] else 'no'} |")
+    check = summary.get("verdict")
+    if check:
+        state = "supported" if check["supported"] else "not supported"
+        if check["fallback"] == "prior":
+            state += " (CLIMB's row is the natural mixture it fell back to)"
+        flag = "CONTRADICTED: the search's supported mixture validates worse than natural" \
+            if check["contradicted"] else check["outcome"]
+        lines += ["", f"Search verdict on the CLIMB mixture: {state}; against natural in validation: {flag} "
+                  f"(margin {check['margin_vs_natural']:+.4f}, larger seed std {check['seed_std']:.4f})."]
     ids = sorted({i for m in mixtures.values() for i in m["weights"]}, key=int)
     lines += ["", "Mixture weights per super-cluster:", "",
               "| Strategy | " + " | ".join(f"sc{int(i):02d}" for i in ids) + " |",
@@ -200,6 +227,7 @@ def validation_table(strategies: Sequence[str], n_seeds: int, score_paths: Seque
     summary = summarize(strategies, scores, tasks)
     mixtures = {s: read_json(p) for s, p in zip(strategies, mixture_paths, strict=True)}
     seeds = [target_model_seed(seed, k) for k in range(n_seeds)]
+    summary["verdict"] = verdict_against_validation(summary, mixtures["climb"]) if "climb" in mixtures else None
     summary = {**summary, "target": target, "model": {"preset": model["preset"], "tokens": model["tokens"]},
                "seeds": seeds, "mixtures": {s: {"path": p, "weights": mixtures[s]["weights"]}
                                            for s, p in zip(strategies, mixture_paths, strict=True)}}

@@ -220,7 +220,13 @@ def get_report_outputs():
 def get_report_search_outputs():
     """The search plots of the exported target and strategy."""
     return ["results/report/search_mixtures.png", "results/report/search_predicted.png",
-            "results/report/search_objective.png"]
+            "results/report/search_objective.png", "results/report/search_signal.html"]
+
+
+def get_report_search_summaries():
+    """Every round's predictor summary (signal, skill) of the exported target."""
+    target = get_export_target()
+    return [f"results/search/{target}/round{r}/predictor.json" for r in range(1, len(config["search"]["rounds"]) + 1)]
 
 
 def get_report_search_inputs(wildcards):
@@ -327,11 +333,25 @@ def _search_round(wildcards, first):
     return r
 
 
+def get_replicate_scores(target):
+    """Scores on ``target`` of the noise-floor replicates: the natural mixture, trained with one seed each."""
+    return [f"results/search/pool/replicate{j}/scores/{target}.json" for j in range(config["search"]["replicates"])]
+
+
+def get_proxy_seed(wildcards):
+    """The search's seed; noise-floor replicate j trains with its own (climb.search.signal.replicate_seed)."""
+    from climb.search.signal import replicate_seed
+
+    replicate = re.fullmatch(r"pool/replicate(\d+)", wildcards.mixdir)
+    return replicate_seed(config["seed"], int(replicate.group(1))) if replicate else config["seed"]
+
+
 def get_round_history(wildcards):
-    """Weights and this target's scores of every mixture of rounds 1..r (the round-r predictor's data)."""
+    """Weights and this target's scores of every mixture of rounds 1..r (the round-r predictor's data), and the
+    replicates' scores (the noise its signal is measured against)."""
     r = _search_round(wildcards, 1)
     dirs = [d for k in range(1, r + 1) for d in _search_round_dirs(wildcards.target, k)]
-    return _search_history(wildcards.target, dirs)
+    return {**_search_history(wildcards.target, dirs), "replicates": get_replicate_scores(wildcards.target)}
 
 
 def get_proposal_inputs(wildcards):
@@ -339,7 +359,8 @@ def get_proposal_inputs(wildcards):
     r = _search_round(wildcards, 2)
     dirs = [d for k in range(1, r) for d in _search_round_dirs(wildcards.target, k)]
     return {**_search_history(wildcards.target, dirs),
-            "model": f"results/search/{wildcards.target}/round{r - 1}/predictor.txt"}
+            "model": f"results/search/{wildcards.target}/round{r - 1}/predictor.txt",
+            "summary": f"results/search/{wildcards.target}/round{r - 1}/predictor.json"}
 
 
 def get_regmix_history(wildcards):
@@ -355,7 +376,8 @@ def get_final_inputs(wildcards):
     if strategy == "climb":
         last = len(config["search"]["rounds"])
         dirs = [d for k in range(1, last + 1) for d in _search_round_dirs(target, k)]
-        return {**_search_history(target, dirs), "model": f"results/search/{target}/round{last}/predictor.txt"}
+        return {**_search_history(target, dirs), "model": f"results/search/{target}/round{last}/predictor.txt",
+                "summary": f"results/search/{target}/round{last}/predictor.json"}
     if strategy == "regmix":
         return {**get_regmix_history(wildcards), "model": f"results/search/{target}/regmix/predictor.txt"}
     if strategy == "random":
@@ -363,7 +385,7 @@ def get_final_inputs(wildcards):
     return {}
 
 
-_SEARCH_NOT_PARAMS = ("strategies", "baselines", "targets", "validation_target")
+_SEARCH_NOT_PARAMS = ("strategies", "baselines", "targets", "validation_target", "replicates")
 
 
 def get_sampler_params():
@@ -396,7 +418,10 @@ def get_proposal_params(wildcards):
 def get_final_params(wildcards):
     if wildcards.strategy in ("natural", "uniform", "random"):
         return {}
-    return _search_settings((*_SEARCH_NOT_PARAMS, "predictor"))
+    search = _search_settings((*_SEARCH_NOT_PARAMS, "predictor"))
+    if wildcards.strategy == "climb":  # the verdict's thresholds and what an unsupported mixture becomes
+        search["signal"] = get_result_settings("search.signal")
+    return search
 
 
 # --- validation (rules/validation.smk) ---

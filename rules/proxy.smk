@@ -3,7 +3,7 @@
 
 
 wildcard_constraints:
-    mixdir=r"(?:pool/mix\d+|[^/]+/round\d+/mix\d+)",
+    mixdir=r"(?:pool/mix\d+|pool/replicate\d+|[^/]+/round\d+/mix\d+)",
     target=r"[^/]+",
 
 
@@ -42,7 +42,7 @@ rule train_proxy:
         bins=get_all("results/tokens/{shard}.bin"),
         index=get_all("results/tokens/{shard}.idx.parquet"),
         settings=get_result_settings("proxy"),
-        seed=config["seed"],
+        seed=get_proxy_seed,
     threads: config["proxy"]["threads"]
     log:
         "results/logs/search/{mixdir}/train_proxy.log",

@@ -101,3 +101,19 @@ rule report_search:
         "../envs/cpu.yaml"
     script:
         "../scripts/report_search.py"
+
+
+rule report_search_signal:
+    input:
+        summaries=get_report_search_summaries(),
+        final=get_export_mixture(),
+    output:
+        report("results/report/search_signal.html", caption="report/search_signal.rst", category="4. Mixture search"),
+    log:
+        "results/logs/report/search_signal.log",
+    benchmark:
+        "results/benchmarks/report/search_signal.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/report_search_signal.py"

@@ -24,6 +24,24 @@ rule sample_pool_mixture:
         "../scripts/search_pool.py"
 
 
+rule natural_replicate:
+    input:
+        prior="results/tokens/prior.json",
+    output:
+        "results/search/pool/replicate{j}/weights.json",
+    wildcard_constraints:
+        j=r"\d+",
+    localrule: True
+    log:
+        "results/logs/search/pool/replicate{j}/write.log",
+    benchmark:
+        "results/benchmarks/search/pool/replicate{j}/write.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/search_replicate.py"
+
+
 rule fit_round_predictor:
     input:
         unpack(get_round_history),

@@ -24,7 +24,7 @@ PAPER = ROOT / "configs" / "paper-scale.yaml"
 PROFILE = ROOT / "profiles" / "slurm"
 PER_SHARD = ["ingest", "embed", "assign_clusters", "score_quality", "cluster_quality_sums", "decontam", "tokenize",
              "climbmix_select"]
-PROXIES = 64 + 32 + 16
+PROXIES = 64 + 32 + 16 + 3  # the rounds, and 3 noise-floor replicates
 
 
 def dry_run(tmp_path: Path, overlay: Path, *args: str, quiet: bool = True) -> tuple[str, float]:

@@ -24,9 +24,10 @@ def _dry_counts(workdir, search: dict | None = None, configfile=None) -> dict[st
 
 
 def test_paper_schedule_lists_every_proxy_of_every_round(tmp_path):
-    counts = _dry_counts(tmp_path, {"rounds": [64, 32, 16], "baselines": []})
-    assert counts["train_proxy"] == 64 + 32 + 16
-    assert counts["evaluate_proxy"] == 64 + 32 + 16  # one target: general
+    counts = _dry_counts(tmp_path, {"rounds": [64, 32, 16], "baselines": [], "replicates": 3})
+    assert counts["train_proxy"] == 64 + 32 + 16 + 3  # and the noise floor's replicates of the natural mixture
+    assert counts["evaluate_proxy"] == 64 + 32 + 16 + 3  # one target: general
+    assert counts["natural_replicate"] == 3
     assert counts["sample_pool_mixture"] == 64
     assert counts["fit_round_predictor"] == 3
     assert counts["propose_round"] == 2
@@ -36,7 +37,8 @@ def test_paper_schedule_lists_every_proxy_of_every_round(tmp_path):
 
 def test_baselines_share_the_pool(tmp_path):
     """regmix and random use the first sum(rounds) pool mixtures: climb's round 1 is trained once for all."""
-    counts = _dry_counts(tmp_path, {"rounds": [64, 32, 16], "baselines": ["regmix", "random", "natural", "uniform"]})
+    counts = _dry_counts(tmp_path, {"rounds": [64, 32, 16], "baselines": ["regmix", "random", "natural", "uniform"],
+                                    "replicates": 0})
     assert counts["sample_pool_mixture"] == 112
     assert counts["train_proxy"] == 112 + 32 + 16
     assert counts["fit_regmix_predictor"] == 1
@@ -58,7 +60,8 @@ def test_paper_scale_config_if_present(tmp_path):
         (tmp_path / "data" / "shards" / f"part-{i:04d}.jsonl.zst").write_bytes(b"")
     counts = _dry_counts(tmp_path, configfile=path)
     extra_pool = sum(rounds) - rounds[0] if {"regmix", "random"} & set(baselines) else 0
-    assert counts["train_proxy"] == rounds[0] + n_targets * sum(rounds[1:]) + extra_pool
+    replicates = search.get("replicates", 3)
+    assert counts["train_proxy"] == rounds[0] + n_targets * sum(rounds[1:]) + extra_pool + replicates
 
 
 def test_two_targets_share_the_pool_but_not_the_rounds(tmp_path):
@@ -68,13 +71,14 @@ def test_two_targets_share_the_pool_but_not_the_rounds(tmp_path):
         "general": {"tasks": [{"task": "climb_heldout_bpb", "metric": "bits_per_byte", "higher_is_better": False}]},
         "mc": {"tasks": [{"task": "climb_heldout_mc", "metric": "acc"}]},
     }
-    base["search"] = {"rounds": [4, 3, 2], "baselines": ["random"]}
+    base["search"] = {"rounds": [4, 3, 2], "baselines": ["random"], "replicates": 2}
     base["validation"] = {"in_all": False}  # the search's own jobs (validate would add its strategies' finals)
     cfg.write_text(yaml.safe_dump(base))
     counts = _dry_counts(tmp_path / "w", configfile=cfg)
     assert counts["sample_pool_mixture"] == 9
-    assert counts["train_proxy"] == 9 + 2 * (3 + 2)  # each target proposes its own rounds 2 and 3
-    assert counts["evaluate_proxy"] == (4 + 3 + 2) * 2 + 5  # the pool's extra 5 only on the validation target
+    assert counts["train_proxy"] == 9 + 2 * (3 + 2) + 2  # each target proposes its own rounds 2 and 3; 2 replicates
+    # the pool's extra 5 only on the validation target; the replicates are scored on both targets
+    assert counts["evaluate_proxy"] == (4 + 3 + 2) * 2 + 5 + 2 * 2
     assert counts["final_mixture"] == 3
 
 

@@ -169,3 +169,20 @@ def test_validate_is_one_target_that_trains_no_proxy_twice(pipeline, tmp_path):
     assert counts["train_proxy"] == sum(rounds) + sum(rounds[1:])
     assert counts["train_target_model"] == counts["evaluate_target_model"] == len(STRATEGIES) * seeds
     assert counts["final_mixture"] == len(STRATEGIES) and counts["validation_table"] == 1
+
+
+@pytest.mark.parametrize(("supported", "climb_value", "outcome"), [
+    (True, 2.00, "confirmed"), (True, 2.20, "contradicted"), (True, 2.095, "not confirmed"),
+    (False, 2.10, "agrees"), (False, 2.00, "gain found that the search did not support")])
+def test_a_supported_verdict_that_validation_refutes_is_flagged(supported, climb_value, outcome):
+    from climb.validation import verdict_against_validation
+
+    tasks = [TASKS[0]]
+    def reports(center):
+        return [{"objective": -(center + d), "metrics": {"climb_validation_bpb/bits_per_byte": center + d}}
+                for d in (-0.01, 0.0, 0.01)]
+    summary = summarize(["climb", "natural"], {"climb": reports(climb_value), "natural": reports(2.10)}, tasks)
+    check = verdict_against_validation(summary, {"verdict": {"supported": supported}})
+    assert check["outcome"] == outcome
+    assert check["contradicted"] == (outcome == "contradicted")
+    assert verdict_against_validation(summary, {}) is None  # no verdict (e.g. another strategy), no check

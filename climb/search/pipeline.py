@@ -9,9 +9,12 @@ Files:
   mixtures out, counts them (``n_failed``, ``failed`` in its output, a warning in its log), keeps proposals away
   from them, and fails when fewer than 2 (1 for a final mixture) succeeded.
 - ``search/{target}/round{r}/predictor.txt`` (LightGBM text model, fitted on rounds 1..r) and ``predictor.json``
-  (cross-validated Spearman, rows, boosting rounds, best mixture so far).
+  (cross-validated Spearman, rows, boosting rounds, best mixture so far; the round's signal against the replicates'
+  noise and the predictor's skill, climb.search.signal).
+- ``search/pool/replicate{j}/weights.json``: the natural mixture, trained with seed j (the noise floor).
 - ``search/{target}/round{r}/proposals.json``: round r's mixtures (r >= 2), split into ``mix{i}/weights.json``.
-- ``search/{target}/{strategy}/final_mixture.json``: weights summing to 1 and the predicted score.
+- ``search/{target}/{strategy}/final_mixture.json``: weights summing to 1 and the predicted score; for climb also
+  the verdict (``supported`` and its reasons).
 """
 
 from __future__ import annotations
@@ -29,6 +32,17 @@ from climb.io import read_json, write_json
 from climb.search.core import SearchSettings, final_mixture, propose_round
 from climb.search.predictor import Predictor, PredictorSettings, fit_predictor
 from climb.search.sampling import Prior, SamplerSettings, sample_pool, sampler_config
+from climb.search.signal import (
+    VERDICT_POLICIES,
+    UnsupportedMixtureError,
+    concentration,
+    describe,
+    low_signal,
+    noise_floor,
+    round_signal,
+    spearman,
+    verdict,
+)
 
 log = logging.getLogger("climb.search")
 
@@ -162,10 +176,24 @@ def sample_pool_mixture(prior_path: str, index: int, search: dict[str, Any], see
     log.info("pool mixture %d: %s", index, weights_to_json(prior, w))
 
 
+def read_replicates(score_paths: Sequence[str]) -> dict[str, Any]:
+    """The noise floor from the replicates' score files."""
+    return noise_floor([read_objective(p) for p in score_paths])
+
+
+def round_measurements(h: History, round_number: int) -> tuple[np.ndarray, list[float | None]]:
+    """Objectives of the mixtures round ``round_number`` evaluated, and what they were predicted to score."""
+    source = "pool" if round_number == 1 else f"round{round_number}"
+    rows = [(y, read_json(w).get("predicted")) for w, y in zip(h.mixtures, h.y, strict=True)
+            if read_json(w).get("source") == source]
+    return np.array([y for y, _ in rows]), [p for _, p in rows]
+
+
 def fit_round_predictor(prior_path: str, weights_paths: Sequence[str], score_paths: Sequence[str],
                         search: dict[str, Any], seed: int, round_number: int, model_path: str,
-                        summary_path: str) -> dict:
-    """Fit the predictor on everything evaluated in rounds 1..r for one target; save model + summary."""
+                        summary_path: str, replicate_paths: Sequence[str] = ()) -> dict:
+    """Fit the predictor on everything evaluated in rounds 1..r for one target; save model + summary (with the
+    round's signal against the replicates' noise, and the predictor's skill)."""
     prior = read_prior(prior_path)
     settings = settings_from_config(search)
     h = read_history(prior, weights_paths, score_paths, needs=f"the round {round_number} predictor")
@@ -173,22 +201,33 @@ def fit_round_predictor(prior_path: str, weights_paths: Sequence[str], score_pat
     predictor = fit_predictor(x, y, settings.predictor, seed + round_number - 1, cross_validate=True)
     predictor.save(model_path)
     best = int(np.argmax(y))
+    noise = read_replicates(replicate_paths)
+    measured, predicted = round_measurements(h, round_number)
+    realized = spearman(predicted, measured) if round_number > 1 and None not in predicted else None
     summary = {**predictor.summary(), "round": round_number, **h.summary(),
                "best_evaluated": {"mixture": h.mixtures[best], "objective": float(y[best]),
-                                  "weights": weights_to_json(prior, x[best])}}
+                                  "weights": weights_to_json(prior, x[best])},
+               "noise": noise, "signal": round_signal(measured, noise),
+               "skill": {"out_of_fold_spearman": predictor.cv_spearman, "realized_spearman": realized}}
     write_json(summary_path, summary)
-    log.info("round %d predictor on %d mixtures (%d failed, left out): cv Spearman %s, %d boosting rounds",
-             round_number, len(y), len(h.failed), predictor.cv_spearman, predictor.rounds)
+    log.info("round %d predictor on %d mixtures (%d failed, left out): cv Spearman %s, %d boosting rounds; "
+             "round SNR %s (noise %s over %d replicates), predictions vs measured Spearman %s", round_number, len(y),
+             len(h.failed), predictor.cv_spearman, predictor.rounds, summary["signal"]["snr"], noise["std"],
+             noise["n_replicates"], realized)
     return summary
 
 
 def propose(prior_path: str, model_path: str, weights_paths: Sequence[str], score_paths: Sequence[str],
-            search: dict[str, Any], seed: int, round_number: int, out_path: str) -> None:
-    """Round r's mixtures (r >= 2) from round r-1's predictor: best predicted, distinct from all evaluated."""
+            search: dict[str, Any], seed: int, round_number: int, out_path: str, summary_path: str | None = None,
+            signal: dict[str, Any] | None = None, target: str = "") -> None:
+    """Round r's mixtures (r >= 2) from round r-1's predictor: best predicted, distinct from all evaluated. Before
+    round 2, round 1's signal is checked (``signal``: search.signal) against its summary."""
     prior = read_prior(prior_path)
     settings = settings_from_config(search)
     if not 2 <= round_number <= len(settings.rounds):
         raise ValueError(f"round {round_number} is not a proposal round of search.rounds={list(settings.rounds)}")
+    if round_number == 2 and summary_path is not None and signal is not None:
+        low_signal(read_json(summary_path), signal["min_snr"], signal["on_low_signal"], target)
     h = read_history(prior, weights_paths, score_paths, needs=f"the round {round_number} proposals")
     x, y = h.x, h.y
     booster = Predictor.load_booster(model_path)
@@ -216,10 +255,29 @@ def fit_regmix_predictor(prior_path: str, weights_paths: Sequence[str], score_pa
     return fit_round_predictor(prior_path, weights_paths, score_paths, search, seed, 1, model_path, summary_path)
 
 
+def final_verdict(prior: Prior, booster: Any, w: np.ndarray, summary: dict[str, Any],
+                  thresholds: dict[str, Any]) -> dict[str, Any]:
+    """The climb final mixture's verdict: last round's SNR, final predictor's skill, predicted gain over the natural
+    mixture in noise units, and its concentration on one super-cluster."""
+    noise = summary.get("noise") or {}
+    predicted = booster.predict(np.stack([w, prior.share]))
+    gain = float((predicted[0] - predicted[1]) / noise["std"]) if noise.get("std") else None
+    token_share = prior.share
+    ratio, top = concentration(w, token_share)
+    result = verdict((summary.get("signal") or {}).get("snr"), (summary.get("skill") or {}).get("out_of_fold_spearman"),
+                     gain, ratio, thresholds)
+    result.update({"round": summary.get("round"), "noise": noise, "signal": summary.get("signal"),
+                   "skill": summary.get("skill"), "predicted_natural": float(predicted[1]),
+                   "largest": {"super_cluster": prior.names[top], "weight": float(w[top]),
+                               "token_share": float(token_share[top])}})
+    return result
+
+
 def write_final_mixture(strategy: str, target: str, prior_path: str, search: dict[str, Any], seed: int,
                         out_path: str, model_path: str | None = None, weights_paths: Sequence[str] = (),
-                        score_paths: Sequence[str] = ()) -> dict:
-    """The final mixture of one strategy for one target."""
+                        score_paths: Sequence[str] = (), summary_path: str | None = None) -> dict:
+    """The final mixture of one strategy for one target; climb's carries its verdict (``summary_path``: the last
+    round's predictor.json) and, when unsupported, follows ``search.signal.on_unsupported``."""
     prior = read_prior(prior_path)
     settings = settings_from_config(search)
     result: dict[str, Any] = {"strategy": strategy, "target": target, "n_evaluated": len(weights_paths)}
@@ -244,6 +302,9 @@ def write_final_mixture(strategy: str, target: str, prior_path: str, search: dic
             w, predicted = final_mixture(prior, settings, booster, x, y, seed, strategy, local=strategy == "climb")
             result["predictor"] = str(model_path)
             result["final"] = settings.final
+            if strategy == "climb" and summary_path is not None:
+                w, predicted = _apply_verdict(result, prior, booster, w, predicted, read_json(summary_path),
+                                              search["signal"], target)
         else:
             raise ValueError(f"unknown strategy {strategy!r}")
     result["weights"] = weights_to_json(prior, w)
@@ -251,3 +312,34 @@ def write_final_mixture(strategy: str, target: str, prior_path: str, search: dic
     write_json(out_path, result)
     log.info("%s/%s final mixture: %s (predicted %s)", target, strategy, result["weights"], predicted)
     return result
+
+
+def _apply_verdict(result: dict[str, Any], prior: Prior, booster: Any, w: np.ndarray, predicted: float,
+                   summary: dict[str, Any], signal: dict[str, Any], target: str) -> tuple[np.ndarray, float]:
+    """Record the verdict; an unsupported mixture is warned about, replaced by the natural mixture, or fails."""
+    policy = signal["on_unsupported"]
+    if policy not in VERDICT_POLICIES:
+        raise ValueError(f"search.signal.on_unsupported must be one of {VERDICT_POLICIES}, got {policy!r}")
+    judged = final_verdict(prior, booster, w, summary, signal)
+    result["verdict"] = judged
+    result["supported"] = judged["supported"]
+    if judged["supported"]:
+        log.info("target %s: the climb mixture is supported\n%s", target, describe(judged))
+        return w, predicted
+    message = f"target {target}: the climb mixture is not supported by the search's measurements\n{describe(judged)}"
+    if policy == "fail":
+        raise UnsupportedMixtureError(message + "\n(search.signal.on_unsupported: fail)")
+    if policy == "warn":
+        log.warning("%s\nkept anyway (search.signal.on_unsupported: warn)", message)
+        return w, predicted
+    log.warning("%s\nthe natural mixture (the token prior) is used instead (search.signal.on_unsupported: prior)",
+                message)
+    result["searched"] = {"weights": weights_to_json(prior, w), "predicted": predicted}
+    result["fallback"] = "prior"
+    return prior.share, float(booster.predict(prior.share[None, :])[0])
+
+
+def write_replicate(prior_path: str, index: int, out_path: str) -> None:
+    """Noise-floor replicate ``index``: the natural mixture (token prior), trained with its own seed."""
+    prior = read_prior(prior_path)
+    write_json(out_path, {"weights": weights_to_json(prior, prior.share), "source": "replicate", "index": index})
