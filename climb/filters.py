@@ -25,6 +25,8 @@ def reason_kind(kind: str, row: Mapping) -> str:
         return "near-duplicate"
     if kind == "decontam" and row.get("task"):
         return f"eval leak: {row['task']}"
+    if kind == "heldout":
+        return "held out for evaluation"
     return kind
 
 

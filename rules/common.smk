@@ -52,7 +52,7 @@ def get_all(pattern):
 
 def get_filter_parts():
     """The id lists the filter jobs write (one per dedup group, one per shard for decontamination)."""
-    return get_dedup_lists() + get_decontam_lists()
+    return get_dedup_lists() + get_decontam_lists() + get_carve_lists()
 
 
 def get_filter_lists():
@@ -78,6 +78,15 @@ def get_dedup_counts():
     return expand("results/filter/dedup/counts/{group}.json", group=range(get_dedup_n_groups()))
 
 
+def carving():
+    """Whether held-out target documents are carved from the corpus (evaluation.heldout.carve.values)."""
+    return bool(config["evaluation"]["heldout"]["carve"]["values"])
+
+
+def get_carve_lists():
+    return get_all("results/filter/heldout/{shard}.parquet") if carving() else []
+
+
 def get_decontam_lists():
     if not config["decontam"]["enabled"]:
         return []
@@ -89,7 +98,7 @@ def get_decontam_tasks():
     from climb.decontam import target_tasks
 
     # Validation tasks too, except the embedded held-out ones when there are no held-out documents to build them from.
-    heldout = bool(config["evaluation"]["heldout"]["path"]) or not config["input"]["shards"]
+    heldout = bool(config["evaluation"]["heldout"]["path"]) or not config["input"]["shards"] or carving()
     validation = [t["task"] for t in config["validation"]["tasks"]
                   if heldout or t["task"] not in LOCAL_EVAL_DATA or t["task"] in config["evaluation"]["data_files"]]
     return sorted(set(target_tasks(config["targets"])) | set(config["decontam"]["tasks"]) | set(validation))
@@ -128,12 +137,18 @@ def get_proxy_output(path):
 def get_heldout_source(wildcards):
     """Held-out documents (JSONL: id, text, topic) for the local evaluation tasks."""
     path = config["evaluation"]["heldout"]["path"]
+    if carving():
+        if path:
+            raise ValueError("evaluation.heldout.path and evaluation.heldout.carve are both set: the held-out documents "
+                             "come from one of them (carve.values: [] to read path)")
+        return "results/eval/carved.jsonl"
     if path:
         return path
     if config["input"]["shards"]:
         raise ValueError(
             "evaluation.heldout.path is null but input.shards is set: the tasks climb_heldout_bpb / climb_heldout_mc "
-            "need held-out documents (JSONL with id, text, topic). Set evaluation.heldout.path, or give targets other tasks."
+            "need held-out documents (JSONL with id, text, topic). Set evaluation.heldout.path, carve them from the "
+            "corpus (evaluation.heldout.carve), or give targets other tasks."
         )
     return f"{EMBEDDED_DIR}/heldout.jsonl"
 

@@ -90,6 +90,7 @@ rule filter_summary:
         dedup=get_dedup_lists(),
         dedup_counts=get_dedup_counts(),
         decontam=get_decontam_lists(),
+        heldout=get_carve_lists(),
     output:
         "results/filter/summary.json",
     log:
@@ -115,3 +116,38 @@ rule merge_filters:
         "../envs/cpu.yaml"
     script:
         "../scripts/merge_filters.py"
+
+
+rule carve_heldout:
+    input:
+        "results/corpus/{shard}.parquet",
+    output:
+        ids="results/filter/heldout/{shard}.parquet",
+        docs="results/eval/carved/{shard}.jsonl",
+    params:
+        carve=get_result_settings("evaluation.heldout.carve"),
+        topic=config["evaluation"]["heldout"]["topic"],
+        seed=config["seed"],
+    log:
+        "results/logs/filter/heldout/{shard}.log",
+    benchmark:
+        "results/benchmarks/filter/heldout/{shard}.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/carve_heldout.py"
+
+
+rule collect_heldout:
+    input:
+        get_all("results/eval/carved/{shard}.jsonl"),
+    output:
+        "results/eval/carved.jsonl",
+    log:
+        "results/logs/filter/heldout/collect.log",
+    benchmark:
+        "results/benchmarks/filter/heldout/collect.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/collect_heldout.py"

@@ -3,5 +3,6 @@ from climb.log import log_to
 
 with log_to(snakemake.log[0]):
     summarize_filters(snakemake.input.counts, snakemake.input.corpus,
-                      {"dedup": snakemake.input.dedup, "decontam": snakemake.input.decontam}, snakemake.output[0],
+                      {"dedup": snakemake.input.dedup, "decontam": snakemake.input.decontam,
+                       "heldout": snakemake.input.heldout}, snakemake.output[0],
                       dedup_counts=snakemake.input.dedup_counts)

@@ -1,0 +1,7 @@
+from climb.heldout import carve_shard
+from climb.log import log_to
+
+with log_to(snakemake.log[0]):
+    carve = snakemake.params.carve
+    carve_shard(snakemake.input[0], carve["column"], carve["values"], carve["fraction"], snakemake.params.topic,
+                snakemake.params.seed, snakemake.output.ids, snakemake.output.docs)
