@@ -27,6 +27,8 @@ def reason_kind(kind: str, row: Mapping) -> str:
         return f"eval leak: {row['task']}"
     if kind == "heldout":
         return "held out for evaluation"
+    if kind == "quality" and row.get("reason"):
+        return f"low quality: {row['reason'].split()[1]}"
     return kind
 
 

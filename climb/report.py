@@ -475,3 +475,50 @@ def search_signal_page(summary_paths: Sequence[str], final_path: str, out_html: 
     else:
         body += "<p>The exported final mixture carries no verdict (only the climb strategy is judged).</p>"
     write_html(out_html, "Does the search see signal?", body)
+
+
+def plot_score_distribution(distribution: pd.DataFrame, cluster_thresholds: dict[str, float],
+                            document_thresholds: dict[str, float], out_png: str, out_html: str) -> None:
+    """Each cluster's score distribution per criterion (10-90% range, quartile box, median) against the cluster
+    threshold (on the mean) and the document threshold, so that '0 clusters pruned' explains itself."""
+    criteria = list(dict.fromkeys(distribution["criterion"]))
+    clusters = sorted(distribution["cluster"].unique())
+    fig, axes = plt.subplots(len(criteria), 1, figsize=(max(6.0, min(24.0, 0.18 * len(clusters) + 3)),
+                                                         1.8 * len(criteria) + 0.6), sharex=True, squeeze=False)
+    x = np.arange(len(clusters))
+    for ax, criterion in zip(axes[:, 0], criteria, strict=True):
+        d = distribution[distribution["criterion"] == criterion].set_index("cluster").loc[clusters]
+        ax.vlines(x, d["p10"], d["p90"], color="#7f7f7f", linewidth=1)
+        ax.bar(x, d["p75"] - d["p25"], bottom=d["p25"], width=0.6, color="#aec7e8", edgecolor="#1f77b4")
+        ax.scatter(x, d["p50"], color="#1f77b4", s=8, zorder=3)
+        ax.scatter(x, d["mean"], color="#d62728", marker="_", s=40, zorder=3)
+        for threshold, style, label in ((cluster_thresholds.get(criterion), "--", "cluster mean"),
+                                        (document_thresholds.get(criterion), ":", "document")):
+            if threshold is not None:
+                ax.axhline(threshold, color="#d62728", linestyle=style, linewidth=1)
+                ax.text(1.0, threshold, f" {label} {threshold:g}", transform=ax.get_yaxis_transform(),
+                        color="#d62728", va="center", fontsize=7)
+        ax.set_ylabel(criterion.replace("_", "\n"), fontsize=7)
+        ax.set_ylim(0, 5)
+    axes[-1, 0].set_xticks(x, [str(c) for c in clusters], fontsize=6, rotation=90)
+    axes[-1, 0].set_xlabel("cluster (box: 25-75%, line: 10-90%, dot: median, red dash: mean)")
+    axes[0, 0].set_title("Document scores per cluster against the thresholds")
+    _save(fig, out_png)
+    rows = []
+    for cluster in clusters:
+        d = distribution[distribution["cluster"] == cluster].set_index("criterion")
+        cells = "".join(
+            f"<td class=num>{d.loc[c, 'mean']:.2f} ({d.loc[c, 'p10']:.2f}-{d.loc[c, 'p90']:.2f})"
+            + (f"; {100 * d.loc[c, 'below_document_threshold']:.1f}% below"
+               if d.loc[c, "below_document_threshold"] is not None and not pd.isna(d.loc[c, "below_document_threshold"])
+               else "") + "</td>" for c in criteria)
+        rows.append(f"<tr><td class=num>{cluster}</td><td class=num>{int(d['documents'].iloc[0])}</td>{cells}</tr>")
+    doc = ", ".join(f"{k} {v:g}" for k, v in document_thresholds.items()) or "none (prune.document_thresholds)"
+    body = (f"<p>Cluster thresholds (on the mean): {html.escape(', '.join(f'{k} {v:g}' for k, v in cluster_thresholds.items()))}"
+            f". Document thresholds: {html.escape(doc)}. Each cell: mean (10th-90th percentile)"
+            + ("; share of the cluster's documents below the document threshold" if document_thresholds else "")
+            + ". A cluster whose mean sits above its threshold while its 10th percentile is far below holds "
+              "low-quality documents that only a document threshold removes.</p>"
+            "<table><tr><th>cluster</th><th>documents</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in criteria)
+            + "</tr>" + "".join(rows) + "</table>")
+    write_html(out_html, "Document scores per cluster", body)

@@ -52,7 +52,7 @@ def get_all(pattern):
 
 def get_filter_parts():
     """The id lists the filter jobs write (one per dedup group, one per shard for decontamination)."""
-    return get_dedup_lists() + get_decontam_lists() + get_carve_lists()
+    return get_dedup_lists() + get_decontam_lists() + get_carve_lists() + get_quality_filter_lists()
 
 
 def get_filter_lists():
@@ -85,6 +85,11 @@ def carving():
 
 def get_carve_lists():
     return get_all("results/filter/heldout/{shard}.parquet") if carving() else []
+
+
+def get_quality_filter_lists():
+    """Per-shard lists of documents below a document threshold (prune.document_thresholds; none when empty)."""
+    return get_all("results/filter/quality/{shard}.parquet") if config["prune"]["document_thresholds"] else []
 
 
 def get_decontam_lists():
@@ -225,6 +230,8 @@ def get_report_outputs():
         "results/report/centroid_map.png",
         "results/report/pruning.png",
         "results/report/pruning.html",
+        "results/report/quality_scores.png",
+        "results/report/quality_scores.html",
         "results/report/superclusters.png",
         "results/report/superclusters.html",
         "results/report/final_vs_prior.png",

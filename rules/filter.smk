@@ -91,6 +91,7 @@ rule filter_summary:
         dedup_counts=get_dedup_counts(),
         decontam=get_decontam_lists(),
         heldout=get_carve_lists(),
+        quality=get_quality_filter_lists(),
     output:
         "results/filter/summary.json",
     log:
@@ -151,3 +152,20 @@ rule collect_heldout:
         "../envs/cpu.yaml"
     script:
         "../scripts/collect_heldout.py"
+
+
+rule quality_filter:
+    input:
+        "results/quality/scores/{shard}.parquet",
+    output:
+        "results/filter/quality/{shard}.parquet",
+    params:
+        thresholds=config["prune"]["document_thresholds"],
+    log:
+        "results/logs/filter/quality/{shard}.log",
+    benchmark:
+        "results/benchmarks/filter/quality/{shard}.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/quality_filter.py"

@@ -39,6 +39,28 @@ rule report_pruning:
         "../scripts/report_pruning.py"
 
 
+rule report_quality_scores:
+    input:
+        assign=get_all("results/kmeans/assign/{shard}.parquet"),
+        scores=get_all("results/quality/scores/{shard}.parquet"),
+    output:
+        png=report("results/report/quality_scores.png", caption="report/quality_scores.rst", category="2. Pruning"),
+        table=report("results/report/quality_scores.html", caption="report/quality_scores_table.rst",
+                     category="2. Pruning"),
+    params:
+        criteria=config["quality"]["criteria"],
+        thresholds=config["prune"]["thresholds"],
+        document_thresholds=config["prune"]["document_thresholds"],
+    log:
+        "results/logs/report/quality_scores.log",
+    benchmark:
+        "results/benchmarks/report/quality_scores.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/report_quality_scores.py"
+
+
 rule report_superclusters:
     input:
         corpus=get_all("results/corpus/{shard}.parquet"),

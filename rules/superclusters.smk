@@ -27,7 +27,7 @@ rule superclusters:
         superclusters="results/clusters/superclusters.json",
     params:
         criteria=config["quality"]["criteria"],
-        prune=get_result_settings("prune"),
+        prune=get_result_settings("prune", exclude=("document_thresholds",)),
         merge=get_result_settings("merge"),
     log:
         "results/logs/clusters/superclusters.log",

@@ -4,5 +4,5 @@ from climb.log import log_to
 with log_to(snakemake.log[0]):
     summarize_filters(snakemake.input.counts, snakemake.input.corpus,
                       {"dedup": snakemake.input.dedup, "decontam": snakemake.input.decontam,
-                       "heldout": snakemake.input.heldout}, snakemake.output[0],
+                       "heldout": snakemake.input.heldout, "quality": snakemake.input.quality}, snakemake.output[0],
                       dedup_counts=snakemake.input.dedup_counts)

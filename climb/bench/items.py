@@ -427,15 +427,16 @@ def memory(size: str, tmp: Path) -> ItemResult:
 
 # ------------------------------------------------------------------------------------------------------ quality
 def quality(size: str, tmp: Path) -> ItemResult:
-    """AUC against DCLM's human labels: our fastText quality score (classifiers trained on the default teacher's
-    labels of the embedded corpus, as the pipeline does), the teacher's own score, and document length alone."""
+    """AUC against DCLM's human keep/discard majority labels (499 web pages): our fastText quality score (classifiers
+    trained on the default teacher's labels of the embedded corpus, as the pipeline does; their mean and each
+    criterion's), the teacher's own score, and document length alone."""
     from sklearn.metrics import roc_auc_score
 
     from climb.embedded import build_corpus
     from climb.quality.annotate import annotate, make_teacher
     from climb.quality.classifier import build_classifiers, expected_scores, load
 
-    data = shared_file("dclm_quality", "agreement_data.jsonl")
+    data = shared_file("dclm_quality", "majority_data.jsonl")
     rows = [json.loads(line) for line in data.read_text().splitlines() if line.strip()]
     texts, labels = [r["text"] for r in rows], [int(r["label"]) for r in rows]
     config = _defaults()
@@ -449,16 +450,27 @@ def quality(size: str, tmp: Path) -> ItemResult:
     models = [str(tmp / f"{c}.bin") for c in criteria]
     build_classifiers(models, str(tmp / "metrics.json"), criteria, q["classifier"], 11,
                       annotations=str(tmp / "annotations.parquet"))
-    ours = roc_auc_score(labels, np.mean([expected_scores(load(m), texts, q["classifier"]) for m in models], axis=0))
+    per_criterion = {c: expected_scores(load(m), texts, q["classifier"]) for c, m in zip(criteria, models, strict=True)}
+    ours = roc_auc_score(labels, np.mean(list(per_criterion.values()), axis=0))
     teacher = make_teacher(q["teacher"], criteria)
-    teacher_auc = roc_auc_score(labels, [np.mean(list(teacher.score(t).values())) for t in texts])
+    teacher_scores = [teacher.score(t) for t in texts]
+    teacher_auc = roc_auc_score(labels, [np.mean(list(s.values())) for s in teacher_scores])
     length = roc_auc_score(labels, [len(t) for t in texts])
-    return ItemResult("quality", rows=[
-        Row("DCLM human labels AUC: quality score vs length", round(ours, 3), round(length, 3), None,
-            "> length AUC", ours > length,
-            f"{len(texts)} docs; fastText on {len(corpus)} embedded docs labelled by the {q['teacher']['kind']} "
-            f"teacher; that teacher alone: {teacher_auc:.3f}"),
-    ], details={"auc_fasttext": ours, "auc_teacher": teacher_auc, "auc_length": length, "n": len(texts)})
+    rows = [Row("DCLM majority labels AUC: classifiers' mean score vs length", round(ours, 3), round(length, 3), None,
+                "> length AUC", ours > length,
+                f"{len(texts)} docs ({sum(labels)} keep); fastText on {len(corpus)} embedded docs labelled by the "
+                f"{q['teacher']['kind']} teacher"),
+            Row(f"DCLM majority labels AUC: {q['teacher']['kind']} teacher vs length", round(teacher_auc, 3),
+                round(length, 3), None, "> length AUC", teacher_auc > length, "the teacher's mean score")]
+    by_criterion = {}
+    for c in criteria:
+        by_criterion[c] = {"classifier": roc_auc_score(labels, per_criterion[c]),
+                           "teacher": roc_auc_score(labels, [s[c] for s in teacher_scores])}
+        rows.append(Row(f"DCLM majority labels AUC: {c} classifier vs length", round(by_criterion[c]["classifier"], 3),
+                        round(length, 3), None, "", None, f"teacher on {c} alone: {by_criterion[c]['teacher']:.3f}"))
+    return ItemResult("quality", rows=rows, details={"auc_fasttext": ours, "auc_teacher": teacher_auc,
+                                                      "auc_length": length, "by_criterion": by_criterion,
+                                                      "n": len(texts)})
 
 
 # ------------------------------------------------------------------------------------------------------ outcome
