@@ -431,9 +431,9 @@ def search_report(rounds: Sequence[int], weights_paths: Sequence[str], score_pat
     predicted = final.get("predicted") if isinstance(final, dict) else None
     fitted = None
     if model_path is not None:
-        import lightgbm as lgb
+        from climb.search.predictor import load_model
 
-        booster = lgb.Booster(model_file=str(model_path))
+        booster = load_model(model_path)
         if booster.num_feature() != len(ids):
             raise ValueError(f"{model_path} takes {booster.num_feature()} weights but there are {len(ids)} super-clusters")
         fitted = booster.predict(history[[f"w{s}" for s in ids]].to_numpy(float))

@@ -1,13 +1,20 @@
-"""The LightGBM predictor: mixture weights -> objective, with early stopping on a held-out fold.
+"""The predictor: mixture weights -> objective. LightGBM trees (the paper's), a ridge regression, or whichever of
+the two ranks held-out mixtures better (``kind: auto``, the default).
 
-Fit: a seeded fold of the training rows (``valid_fraction``) picks the number of boosting rounds by early
-stopping; the model is then refit on every row for that many rounds, scaled by the row ratio. The
-cross-validated Spearman is the out-of-fold rank correlation of K such fits (each with its own inner early
-stopping, never looking at its test fold).
+Trees: a seeded fold of the training rows (``valid_fraction``) picks the number of boosting rounds by early
+stopping; the model is then refit on every row for that many rounds, scaled by the row ratio. Linear: ridge
+regression on the weights, its penalty chosen by leave-one-out (scikit-learn's RidgeCV). The cross-validated
+Spearman is the out-of-fold rank correlation of K fits (each never looking at its test fold). With the few points
+of a proxy-scale round (8-14 mixtures over 6+ domains) trees stop after a couple of splits and rank poorly; auto
+measures both and keeps the one with the higher out-of-fold Spearman.
+
+Files: ``predictor.txt`` is the LightGBM text model, or a JSON object ``{"kind": "linear", ...}``; :func:`load_model`
+reads either.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +26,8 @@ from scipy.stats import spearmanr
 from climb.io import atomic_open
 
 MIN_ROWS_EARLY_STOPPING = 10
+KINDS = ("auto", "trees", "linear")
+RIDGE_ALPHAS = np.logspace(-6, 2, 17)
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,11 @@ class PredictorSettings:
     valid_fraction: float = 0.2
     cv_folds: int = 5
     default_rounds: int = 200
+    kind: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"search.predictor.kind must be one of {KINDS}, got {self.kind!r}")
 
 
 def _params(settings: PredictorSettings, n_rows: int, seed: int) -> dict:
@@ -93,8 +107,51 @@ def fit_booster(x: np.ndarray, y: np.ndarray, settings: PredictorSettings, seed:
     return booster, rounds
 
 
-def cross_validated_spearman(x: np.ndarray, y: np.ndarray, settings: PredictorSettings, seed: int) -> float | None:
-    """Out-of-fold Spearman of K fits; None when there are too few rows (fewer than 2 per fold)."""
+@dataclass
+class LinearModel:
+    """Ridge regression of the objective on the weights."""
+
+    coef: np.ndarray
+    intercept: float
+    alpha: float
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.float64) @ self.coef + self.intercept
+
+    def num_feature(self) -> int:
+        return len(self.coef)
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": "linear", "coef": [float(c) for c in self.coef], "intercept": self.intercept,
+                           "alpha": self.alpha}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> LinearModel:
+        data = json.loads(text)
+        return cls(np.array(data["coef"], dtype=np.float64), float(data["intercept"]), float(data["alpha"]))
+
+
+def fit_linear(x: np.ndarray, y: np.ndarray) -> LinearModel:
+    """Ridge regression, the penalty picked by leave-one-out among RIDGE_ALPHAS."""
+    from sklearn.linear_model import RidgeCV
+
+    x, y = _check(x, y)
+    model = RidgeCV(alphas=RIDGE_ALPHAS).fit(x, y)
+    return LinearModel(np.asarray(model.coef_, dtype=np.float64), float(model.intercept_), float(model.alpha_))
+
+
+def load_model(model_path: str | Path) -> lgb.Booster | LinearModel:
+    """A saved predictor: the LightGBM text model or the linear model's JSON."""
+    text = Path(model_path).read_text(encoding="utf-8")
+    if text.lstrip().startswith("{"):
+        return LinearModel.from_json(text)
+    return lgb.Booster(model_str=text)
+
+
+def cross_validated_spearman(x: np.ndarray, y: np.ndarray, settings: PredictorSettings, seed: int,
+                             kind: str = "trees") -> float | None:
+    """Out-of-fold Spearman of K fits of ``kind`` (trees or linear); None when there are too few rows (fewer than 2
+    per fold)."""
     x, y = _check(x, y)
     n = len(y)
     k = min(settings.cv_folds, n // 2)
@@ -105,8 +162,9 @@ def cross_validated_spearman(x: np.ndarray, y: np.ndarray, settings: PredictorSe
     for fold in range(k):
         test = perm[fold::k]
         train = np.setdiff1d(perm, test)
-        booster, _ = fit_booster(x[train], y[train], settings, seed + fold + 1)
-        pred[test] = booster.predict(x[test])
+        model = fit_linear(x[train], y[train]) if kind == "linear" else \
+            fit_booster(x[train], y[train], settings, seed + fold + 1)[0]
+        pred[test] = model.predict(x[test])
     if np.ptp(pred) == 0:
         return 0.0
     return float(spearmanr(pred, y).statistic)
@@ -116,31 +174,53 @@ def cross_validated_spearman(x: np.ndarray, y: np.ndarray, settings: PredictorSe
 class Predictor:
     """A fitted predictor with what it was fitted on."""
 
-    booster: lgb.Booster
+    model: lgb.Booster | LinearModel
     rounds: int
     n_rows: int
     cv_spearman: float | None
     settings: PredictorSettings
+    kind: str = "trees"
+    cv_spearman_by_kind: dict[str, float | None] | None = None
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.booster.predict(np.asarray(x, dtype=np.float64))
+        return self.model.predict(np.asarray(x, dtype=np.float64))
 
     def save(self, model_path: str | Path) -> None:
-        """The LightGBM text model (atomically)."""
+        """The LightGBM text model, or the linear model's JSON (atomically)."""
         with atomic_open(model_path, "w", encoding="utf-8") as fh:
-            fh.write(self.booster.model_to_string())
+            fh.write(self.model.to_json() if self.kind == "linear" else self.model.model_to_string())
 
     def summary(self) -> dict:
-        return {"rounds": self.rounds, "n_rows": self.n_rows, "cv_spearman": self.cv_spearman,
-                "settings": asdict(self.settings)}
+        return {"kind": self.kind, "rounds": self.rounds, "n_rows": self.n_rows, "cv_spearman": self.cv_spearman,
+                "cv_spearman_by_kind": self.cv_spearman_by_kind, "settings": asdict(self.settings)}
 
     @staticmethod
-    def load_booster(model_path: str | Path) -> lgb.Booster:
-        return lgb.Booster(model_file=str(model_path))
+    def load_booster(model_path: str | Path) -> lgb.Booster | LinearModel:
+        return load_model(model_path)
+
+
+def choose_kind(skills: dict[str, float | None]) -> str:
+    """The kind with the higher out-of-fold Spearman; trees (the paper's) on a tie or when neither is measured."""
+    trees, linear = skills.get("trees"), skills.get("linear")
+    if linear is not None and (trees is None or linear > trees):
+        return "linear"
+    return "trees"
 
 
 def fit_predictor(x: np.ndarray, y: np.ndarray, settings: PredictorSettings, seed: int,
                   cross_validate: bool = True) -> Predictor:
-    booster, rounds = fit_booster(x, y, settings, seed)
-    cv = cross_validated_spearman(x, y, settings, seed) if cross_validate else None
-    return Predictor(booster, rounds, len(y), cv, settings)
+    """Fit the configured kind; ``auto`` cross-validates both kinds (whatever ``cross_validate`` says) and keeps
+    the one that ranks held-out rows better."""
+    by_kind = None
+    if settings.kind == "auto":
+        by_kind = {k: cross_validated_spearman(x, y, settings, seed, k) for k in ("trees", "linear")}
+        kind = choose_kind(by_kind)
+        cv = by_kind[kind]
+    else:
+        kind = settings.kind
+        cv = cross_validated_spearman(x, y, settings, seed, kind) if cross_validate else None
+    if kind == "linear":
+        model, rounds = fit_linear(x, y), 0
+    else:
+        model, rounds = fit_booster(x, y, settings, seed)
+    return Predictor(model, rounds, len(y), cv, settings, kind, by_kind)
