@@ -455,12 +455,15 @@ def search_signal_page(summary_paths: Sequence[str], final_path: str, out_html: 
     for path in summary_paths:
         s = read_json(path)
         signal, skill, noise = s.get("signal") or {}, s.get("skill") or {}, s.get("noise") or {}
+        fitted = s.get("fitted_signal") or {}
         rows.append(f"<tr><td>{s['round']}</td><td>{_fmt(signal.get('n'))}</td><td>{_fmt(signal.get('objective_std'))}"
                     f"</td><td>{_fmt(noise.get('std'))} ({_fmt(noise.get('n_replicates'))})</td>"
-                    f"<td>{_fmt(signal.get('snr'))}</td><td>{_fmt(skill.get('out_of_fold_spearman'))}</td>"
+                    f"<td>{_fmt(signal.get('snr'))}</td><td>{_fmt(fitted.get('snr'))}</td>"
+                    f"<td>{_fmt(skill.get('out_of_fold_spearman'))}</td>"
                     f"<td>{_fmt(skill.get('realized_spearman'))}</td></tr>")
     body = ("<table><tr><th>round</th><th>mixtures</th><th>objective std</th><th>noise std (replicates)</th>"
-            "<th>SNR</th><th>out-of-fold Spearman</th><th>predicted vs measured Spearman</th></tr>"
+            "<th>SNR</th><th>SNR, rounds 1..r</th><th>out-of-fold Spearman</th><th>predicted vs measured Spearman</th>"
+            "</tr>"
             + "".join(rows) + "</table>")
     final = read_json(final_path)
     judged = final.get("verdict") if isinstance(final, dict) else None

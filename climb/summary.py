@@ -25,7 +25,9 @@ def run_summary(mixture_path: str, manifest_path: str, summary_paths: list[str])
             if Path(path).exists():
                 s = read_json(path)
                 signal, skill = s.get("signal") or {}, s.get("skill") or {}
-                lines.append(f"    round {s.get('round')}: SNR {_fmt(signal.get('snr'))}, out-of-fold Spearman "
+                fitted = s.get("fitted_signal") or {}
+                lines.append(f"    round {s.get('round')}: SNR {_fmt(signal.get('snr'))} (rounds 1..{s.get('round')}: "
+                             f"{_fmt(fitted.get('snr'))}), out-of-fold Spearman "
                              f"{_fmt(skill.get('out_of_fold_spearman'))}, predicted vs measured Spearman "
                              f"{_fmt(skill.get('realized_spearman'))}")
         judged = final.get("verdict")

@@ -207,7 +207,7 @@ def fit_round_predictor(prior_path: str, weights_paths: Sequence[str], score_pat
     summary = {**predictor.summary(), "round": round_number, **h.summary(),
                "best_evaluated": {"mixture": h.mixtures[best], "objective": float(y[best]),
                                   "weights": weights_to_json(prior, x[best])},
-               "noise": noise, "signal": round_signal(measured, noise),
+               "noise": noise, "signal": round_signal(measured, noise), "fitted_signal": round_signal(y, noise),
                "skill": {"out_of_fold_spearman": predictor.cv_spearman, "realized_spearman": realized}}
     write_json(summary_path, summary)
     log.info("round %d predictor on %d mixtures (%d failed, left out): cv Spearman %s, %d boosting rounds; "
@@ -264,9 +264,9 @@ def final_verdict(prior: Prior, booster: Any, w: np.ndarray, summary: dict[str, 
     gain = float((predicted[0] - predicted[1]) / noise["std"]) if noise.get("std") else None
     token_share = prior.share
     ratio, top = concentration(w, token_share)
-    result = verdict((summary.get("signal") or {}).get("snr"), (summary.get("skill") or {}).get("out_of_fold_spearman"),
-                     gain, ratio, thresholds)
-    result.update({"round": summary.get("round"), "noise": noise, "signal": summary.get("signal"),
+    result = verdict((summary.get("fitted_signal") or {}).get("snr"),
+                     (summary.get("skill") or {}).get("out_of_fold_spearman"), gain, ratio, thresholds)
+    result.update({"round": summary.get("round"), "noise": noise, "signal": summary.get("fitted_signal"),
                    "skill": summary.get("skill"), "predicted_natural": float(predicted[1]),
                    "largest": {"super_cluster": prior.names[top], "weight": float(w[top]),
                                "token_share": float(token_share[top])}})

@@ -7,7 +7,8 @@ and the final mixture's verdict.
   noise. Mixtures that differ by less than the noise cannot be ranked by one proxy each.
 - Predictor skill: out-of-fold Spearman of each round's predictor, and, once a proposal round is measured, the
   Spearman of the predictions it was proposed with against what its proxies scored.
-- Verdict (the climb final mixture): supported when the last round's SNR, the final predictor's skill and the
+- Verdict (the climb final mixture): supported when the SNR of everything the final predictor was fitted on (every
+  round's mixtures: a last round of 2 neighbouring proposals spreads little even with signal), its skill and the
   predicted gain over the natural mixture (in noise units) reach their thresholds (``search.signal``) and no
   super-cluster is weighted far beyond its token share. An unsupported mixture is warned about, replaced by the
   natural mixture, or stops the run (``search.signal.on_unsupported``).
@@ -75,7 +76,8 @@ def verdict(snr: float | None, skill: float | None, gain: float | None, concentr
     """``supported`` and one reason per check (value, threshold, whether it passed)."""
     reasons = [
         _check("snr", snr, thresholds["min_snr"], True,
-               "spread of the last round's objectives, in replicate-noise standard deviations"),
+               "spread of the objectives the final predictor was fitted on (every round), in replicate-noise "
+               "standard deviations"),
         _check("skill", skill, thresholds["min_skill"], True,
                "out-of-fold Spearman of the final predictor (how well it ranks mixtures it did not see)"),
         _check("gain", gain, thresholds["min_gain"], True,
