@@ -2,6 +2,7 @@ import re
 
 from climb.config import config_hash
 from climb.export import n_parts
+from climb.placement import gpus_for, job_resources
 from climb.shards import embedded_shards, resolve_shards, select_fit_shards
 
 EMBEDDED_DIR = "results/embedded"

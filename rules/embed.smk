@@ -6,6 +6,8 @@ rule embed:
     params:
         settings=config["embed"],
     threads: 2
+    resources:
+        **job_resources("embed", gpus_for(config["embed"]["device"])),
     log:
         "results/logs/embed/{shard}.log",
     benchmark:

@@ -37,12 +37,14 @@ rule dedup:
         block=config["dedup"]["block_rows"],
         device=config["dedup"]["device"],
     threads: 2
+    resources:
+        **job_resources("dedup", gpus_for(config["dedup"]["device"])),
     log:
         "results/logs/filter/dedup/{group}.log",
     benchmark:
         "results/benchmarks/filter/dedup/{group}.tsv"
     conda:
-        "../envs/cpu.yaml"
+        "../envs/gpu.yaml"
     script:
         "../scripts/dedup.py"
 

@@ -44,6 +44,8 @@ rule train_proxy:
         settings=config["proxy"],
         seed=config["seed"],
     threads: config["proxy"]["threads"]
+    resources:
+        **job_resources("train_proxy", gpus_for(config["proxy"]["device"], config["proxy"]["nproc"])),
     log:
         "results/logs/search/{mixdir}/train_proxy.log",
     benchmark:
@@ -64,6 +66,8 @@ rule evaluate_proxy:
         config={"evaluation": config["evaluation"], "targets": config["targets"]},
         seed=config["seed"],
     threads: config["proxy"]["threads"]
+    resources:
+        **job_resources("evaluate_proxy", gpus_for(config["evaluation"]["device"])),
     log:
         "results/logs/search/{mixdir}/evaluate_{target}.log",
     benchmark:

@@ -9,6 +9,8 @@ rule annotate_quality:
         sample_size=config["quality"]["sample_size"],
         cache=config["quality"]["teacher"]["cache"],
         seed=config["seed"],
+    resources:
+        **job_resources("annotate_quality", 0),
     log:
         "results/logs/quality/annotate.log",
     benchmark:
@@ -29,6 +31,8 @@ rule quality_classifiers:
         criteria=config["quality"]["criteria"],
         settings=config["quality"]["classifier"],
         seed=config["seed"],
+    resources:
+        **job_resources("quality_classifiers", 0),
     log:
         "results/logs/quality/classifiers.log",
     benchmark:
