@@ -40,16 +40,14 @@ def cluster_group(cluster: np.ndarray | int, n_groups: int) -> np.ndarray | int:
 
 
 def resolve_device(device: str) -> str:
-    """auto: CUDA when torch sees a GPU, else CPU."""
-    if device == "cpu":
-        return "cpu"
-    import torch
+    """auto: CUDA when torch sees a GPU, else CPU; fails when a GPU was given or asked for and none is usable."""
+    from climb.device import DeviceError
+    from climb.device import resolve_device as choose
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if not torch.cuda.is_available():
-        raise DedupError("dedup.device is 'cuda' but torch sees no GPU")
-    return device
+    try:
+        return choose(device, "dedup.device")
+    except DeviceError as err:
+        raise DedupError(str(err)) from err
 
 
 def semdedup(vectors: np.ndarray, threshold: float, block: int = 1024,

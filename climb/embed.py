@@ -18,12 +18,11 @@ PACKAGED_MODEL = "packaged:all-MiniLM-L6-v2"
 
 
 def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'."""
-    if device != "auto":
-        return device
-    import torch
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; fails when a GPU was given or asked for and none is
+    usable (climb.device)."""
+    from climb.device import resolve_device as choose
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return choose(device, "embed.device")
 
 
 def resolve_model_path(model: str) -> str:

@@ -198,7 +198,9 @@ def evaluate_proxy(proxy_dir: str, target: str, config: dict, out_path: str, see
     local = [n for n in names if n in _local_task_names(settings)]
     if local:
         check_answers_fit(manager.load(task_specs(config, manager, local))["tasks"], proxy_dir, settings["limit"])
-    cuda = settings["device"] == "cuda" or (settings["device"] == "auto" and torch.cuda.is_available())
+    from climb.device import resolve_device
+
+    cuda = resolve_device(settings["device"], "evaluation.device") == "cuda"
     device = "cuda" if cuda else "cpu"
     dtype = settings["dtype"] if settings["dtype"] != "auto" else ("bfloat16" if cuda else "float32")
     if threads and not cuda:

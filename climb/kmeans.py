@@ -42,12 +42,12 @@ def sample_vectors(paths: list[str], sample_size: int, seed: int) -> tuple[np.nd
 
 
 def use_gpu(gpu: str) -> bool:
-    import faiss
+    """cluster.gpu yes|no|auto -> whether faiss fits on a GPU; fails when one was asked for or given to the job and
+    faiss sees none (e.g. PyPI's faiss-cpu installed over conda's faiss-gpu; climb.device)."""
+    from climb.device import resolve_device
 
-    available = hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
-    if gpu == "yes" and not available:
-        raise RuntimeError("cluster.gpu is 'yes' but faiss sees no GPU (is faiss-gpu installed?)")
-    return gpu != "no" and available
+    requested = {"yes": "cuda", "no": "cpu", "auto": "auto"}[gpu]
+    return resolve_device(requested, "cluster.gpu", backend="faiss") == "cuda"
 
 
 def kmeans_plusplus_init(vectors: np.ndarray, k: int, seed: int, max_points: int = 50_000) -> np.ndarray:
