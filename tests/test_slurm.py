@@ -20,11 +20,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from climb.device import FAKE_GPUS_ENV
+from climb.placement import GPU_RULE_SIZES
 from tests.conftest import BIN, CI_CONFIG, ROOT
 
 SLURM_DIR = ROOT / "tests" / "slurm"
 PROFILE = ROOT / "profiles" / "slurm"
-GPU_RULES = {"embed", "fit_kmeans", "train_proxy", "evaluate_proxy"}
+GPU_RULES = {"embed", "fit_kmeans", "dedup", "train_proxy", "evaluate_proxy", "train_target_model",
+             "evaluate_target_model"}
 # Node size declared to the test cluster: large enough for the profile's requests as they are.
 NODE_CPUS, NODE_MEM_MB = 32, 262144
 
@@ -86,15 +89,9 @@ def test_profile_routes_gpu_rules_to_gpu_partition_with_arrays(slurm_cluster, tm
     shards = [f"embedded-{i:03d}" for i in range(yaml.safe_load(CI_CONFIG.read_text())["input"]["embedded"]["n_shards"])]
     targets = ["results/corpus/summary.json", *(f"results/kmeans/assign/{s}.parquet" for s in shards)]
     prefix = f"climbtest{uuid.uuid4().hex[:8]}"
-    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-           "--configfile", str(CI_CONFIG), "--profile", str(PROFILE), "--slurm-jobname-prefix", prefix,
-           "--slurm-init-seconds-before-status-checks", "5", "--retries", "0", *targets]
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}  # jobs run this venv's python
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    # A command-line --set-resources of one rule's memory must not undo any rule's placement.
+    proc, jobs, summary = run_on_slurm(tmp_path, prefix, targets, "--set-resources", "embed:mem_mb=4000")
     log = proc.stdout + proc.stderr
-    jobs = scontrol_jobs(prefix)
-    summary = "\n".join(f"{j.get('JobId')} {j['rule']} {j.get('Partition')} {j.get('TresPerJob', '-')} "
-                        f"{j.get('JobState')}" for j in jobs)
     assert proc.returncode == 0, f"snakemake --profile slurm failed:\n{log[-6000:]}\nSLURM jobs:\n{summary}"
     for target in targets:
         assert (tmp_path / target).exists(), target
@@ -110,6 +107,7 @@ def test_profile_routes_gpu_rules_to_gpu_partition_with_arrays(slurm_cluster, tm
         if job["rule"] in GPU_RULES:
             assert job["Partition"] == "gpu", f"GPU rule {job['rule']} ran in {job['Partition']}\n{summary}"
             assert "gres:gpu:1" in job.get("TresPerJob", ""), f"{job['rule']} got no GPU\n{summary}"
+            assert job["MinMemoryNode"] == ("4000M" if job["rule"] == "embed" else f"{GPU_RULE_SIZES[job['rule']][0]}M")
         else:
             assert job["Partition"] == "cpu", f"CPU rule {job['rule']} ran in {job['Partition']}\n{summary}"
             assert "gpu" not in job.get("TresPerJob", ""), f"{job['rule']} asked for a GPU\n{summary}"
@@ -124,6 +122,53 @@ def test_profile_routes_gpu_rules_to_gpu_partition_with_arrays(slurm_cluster, tm
     assert len(ingest_subs) == 1 and all(j.get("ArrayTaskId") for j in by_rule["ingest"]), summary
     assert "Submitted array job" in log
     print(f"{len(jobs)} jobs in {len(submissions)} submissions\n{summary}")
+
+
+def run_on_slurm(workdir: Path, prefix: str, targets: list[str], *extra: str):
+    """`snakemake --profile profiles/slurm` on the test cluster; its jobs as SLURM records them. The jobs get the
+    test cluster's fake GPUs, which no CUDA can open: CLIMB_TEST_FAKE_GPUS=1 (climb.device) lets them use the CPU."""
+    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(CI_CONFIG), "--profile", str(PROFILE), "--slurm-jobname-prefix", prefix,
+           "--slurm-init-seconds-before-status-checks", "5", "--retries", "0", *targets, *extra]
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",  # jobs run this venv's python
+           FAKE_GPUS_ENV: "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    jobs = scontrol_jobs(prefix)
+    summary = "\n".join(f"{j.get('JobId')} {j['rule']} {j.get('Partition')} {j.get('TresPerJob', '-')} "
+                        f"mem={j.get('MinMemoryNode')} {j.get('JobState')}" for j in jobs)
+    return proc, jobs, summary
+
+
+@pytest.mark.slow
+def test_gpu_rules_of_later_stages_on_gpu_partition(slurm_cluster, pipeline, tmp_path):
+    """dedup, proxies and validation's target models: one job of each, on a copy of the session's finished run
+    (their outputs removed), with a command-line override of dedup's memory."""
+    shutil.copytree(Path(pipeline) / "results", tmp_path / "results", symlinks=True)
+    results = tmp_path / "results"
+    mix, target = "results/search/pool/mix0", next(iter(yaml.safe_load(CI_CONFIG.read_text()).get("targets") or {})
+                                                   , None) or "heldout"
+    targets = ["results/filter/dedup/0.parquet", f"{mix}/scores/{target}.json",
+               "results/validation/climb/seed0/scores.json"]
+    for path in ("filter/dedup/0.parquet", "filter/dedup/counts/0.json", f"{mix[8:]}/scores/{target}.json",
+                 f"{mix[8:]}/proxy", f"{mix[8:]}/training.json", "validation/climb/seed0"):
+        victim = results / path
+        shutil.rmtree(victim) if victim.is_dir() else victim.unlink(missing_ok=True)
+    prefix = f"climbtest{uuid.uuid4().hex[:8]}"
+    proc, jobs, summary = run_on_slurm(tmp_path, prefix, targets, "--rerun-triggers", "mtime",
+                                       "--set-resources", "dedup:mem_mb=4000")
+    assert proc.returncode == 0, f"snakemake --profile slurm failed:\n{(proc.stdout + proc.stderr)[-6000:]}\n{summary}"
+    for path in targets:
+        assert (tmp_path / path).exists(), path
+    rules = {j["rule"] for j in jobs}
+    assert rules == {"dedup", "train_proxy", "evaluate_proxy", "train_target_model", "evaluate_target_model"}, summary
+    for job in jobs:
+        assert job["JobState"] == "COMPLETED", summary
+        assert job["Partition"] == "gpu" and "gres:gpu:1" in job.get("TresPerJob", ""), summary
+        assert job["MinMemoryNode"] == ("4000M" if job["rule"] == "dedup" else f"{GPU_RULE_SIZES[job['rule']][0]}M")
+    logs = "".join(p.read_text() for p in (tmp_path / "results" / "logs").rglob("*.log")
+                   if "slurm" not in p.parts and p.stat().st_mtime > 0)
+    assert FAKE_GPUS_ENV in logs, "a job given the fake GPU did not say it fell back through the test-only way"
+    print(summary)
 
 
 def test_bare_profile_name_resolves(tmp_path):
@@ -167,7 +212,35 @@ def test_profile_settings():
     # the plugin holds back array jobs when it gets fewer than are ready: never let Snakemake hand it a part
     assert int(profile["jobs"]) >= 10 * int(profile["slurm-array-limit"])
     assert int(profile["max-jobs-per-timespan"].split("/")[0]) >= int(profile["jobs"])
-    for rule in GPU_RULES:
-        assert profile["set-resources"][rule]["slurm_partition"] == "?GPU"
-        assert "gpu" in profile["set-resources"][rule] and "runtime" in profile["set-resources"][rule]
+    # placement lives in the rules: a command-line --set-resources replaces a profile's whole set-resources
+    assert "set-resources" not in profile
     assert profile["default-resources"]["slurm_partition"] == "?CPU"
+
+
+def test_command_line_override_keeps_every_rules_placement(tmp_path):
+    """Dry run of the test config's validate target with `--set-resources embed:mem_mb=4000`: every GPU rule keeps
+    partition gpu and its GPU, embed gets 4000 MB, train_proxy asks for proxy.nproc GPUs, the target models for
+    validation.model's."""
+    ci = yaml.safe_load(CI_CONFIG.read_text())
+    ci["proxy"]["nproc"] = 2
+    ci["validation"]["model"]["nproc"] = 4
+    (tmp_path / "gpus.yaml").write_text(yaml.safe_dump(ci))
+    proc = subprocess.run([str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "validate", "--profile", str(PROFILE),
+                           "--directory", str(tmp_path), "--configfile", str(tmp_path / "gpus.yaml"), "-n",
+                           "--set-resources", "embed:mem_mb=4000"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    from climb.plan import parse_dry_run
+
+    seen = {}
+    for rule, res in parse_dry_run(proc.stdout + proc.stderr):
+        seen.setdefault(rule, res)
+    assert GPU_RULES <= set(seen), sorted(seen)
+    gpus = {"train_proxy": "2", "train_target_model": "4"}
+    for rule, res in seen.items():
+        if rule in GPU_RULES:
+            assert res.get("slurm_partition") == "gpu" and res.get("gpu") == gpus.get(rule, "1"), (rule, res)
+            mem = 4000 if rule == "embed" else GPU_RULE_SIZES[rule][0]
+            assert res["mem_mb"] == str(mem), (rule, res)
+        elif rule != "all":
+            assert res.get("slurm_partition") == "cpu" and "gpu" not in res, (rule, res)
