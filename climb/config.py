@@ -80,3 +80,27 @@ def runtime_settings(config: dict[str, Any], section: str) -> dict[str, Any]:
     keys = [k[len(prefix):] for k, decl in declared_keys().items()
             if k.startswith(prefix) and "." not in k[len(prefix):] and decl["x-effect"] == "runtime"]
     return {k: node[k] for k in keys}
+
+
+# --- the embedded default (config.yaml) applies to the embedded corpus only ---
+
+def _merge_under(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, recursively for mappings (the way Snakemake merges --configfile over configfile:)."""
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _merge_under(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def apply_embedded_default(config: dict[str, Any], default_path: str | Path) -> bool:
+    """Put the embedded default (``config.yaml``: the demo corpus's k, fit shards, budgets) under ``config`` in place,
+    unless ``config`` names a corpus (``input.shards``): a real corpus starts from the schema's defaults, not the
+    demo's corpus-specific values, whatever the number of ``--configfile``s. True when the default was applied."""
+    if (config.get("input") or {}).get("shards"):
+        return False
+    with open(default_path, encoding="utf-8") as fh:
+        default = yaml.safe_load(fh) or {}
+    merged = _merge_under(default, config)
+    config.clear()
+    config.update(merged)
+    return True

@@ -7,6 +7,7 @@ no baselines) fixes the proxy counts; per-shard rules scale with the shard count
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -30,7 +31,8 @@ PROXIES = 64 + 32 + 16
 
 def dry_run(tmp_path: Path, overlay: Path, *args: str, quiet: bool = True) -> tuple[str, float]:
     cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-           "--configfile", str(PAPER), str(overlay), "-n", *(["--quiet", "rules"] if quiet else []), *args]
+           "--configfile", str(PAPER), str(overlay), "-n", *(["--quiet", "rules"] if quiet else []),
+           "--config", "preflight=off", *args]  # the preflight (lm-eval's task index) is timed elsewhere
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
     seconds = time.perf_counter() - t0
@@ -74,7 +76,9 @@ def test_paper_scale_gpu_plan(tmp_path):
     out = tmp_path / "plan.json"
     proc = subprocess.run([sys.executable, "-m", "climb.plan", "--json", str(out), "-s", str(ROOT / "Snakefile"),
                            "all", "validate", "--directory", str(tmp_path), "--profile", str(PROFILE),
-                           "--configfile", str(PAPER), str(overlay)], capture_output=True, text=True, timeout=1800, cwd=ROOT)
+                           "--configfile", str(PAPER), str(overlay)], capture_output=True, text=True, timeout=1800, cwd=ROOT,
+                          env={**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"),  # empty caches
+                               "HF_DATASETS_CACHE": str(tmp_path / "datasets")})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     plan = json.loads(out.read_text())
     paper = yaml.safe_load(PAPER.read_text())["validation"]
@@ -91,6 +95,9 @@ def test_paper_scale_gpu_plan(tmp_path):
     assert all(plan["rules"][r]["partitions"] == ["gpu"] for r in gpu_jobs)
     assert plan["rules"]["ingest"]["partitions"] == ["cpu"] and plan["rules"]["ingest"]["gpu_jobs"] == 0
     assert "GPU hours" in proc.stdout and "train_target_model" in proc.stdout
+    # the plan prints the preflight: paper-scale's encoder and lm-eval datasets are not in this machine's caches
+    assert "preflight:   - not in the local caches: embed.model = 'NovaSearch/stella_en_400M_v5'" in proc.stdout
+    assert "lm-eval task 'hellaswag'" in proc.stdout and "demo setting" not in proc.stdout
 
 
 def _growth_per_shard(tmp_path: Path) -> tuple[float, dict]:
