@@ -1,16 +1,14 @@
-import os
 import sys
 
 from snakemake.utils import min_version, validate
 
-from climb.config import apply_embedded_default, check_config
+from climb.config import apply_embedded_default, check_config, put_on_pythonpath
 
 min_version("9.0")
 
 # Jobs import this checkout's climb, also inside --sdm conda environments (envs/*.yaml do not install it: a relative
 # path breaks under .snakemake/conda/, and its pip dependencies would replace conda's CUDA builds).
-if workflow.basedir not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p)
+put_on_pythonpath(workflow.basedir)
 
 # The embedded default (config.yaml) goes under --configfile/--config, unless they name a corpus (input.shards):
 # a real corpus starts from the schema's defaults, not the demo's k, fit shards and token budgets.

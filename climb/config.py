@@ -104,3 +104,14 @@ def apply_embedded_default(config: dict[str, Any], default_path: str | Path) -> 
     config.clear()
     config.update(merged)
     return True
+
+
+def put_on_pythonpath(folder: str | Path) -> None:
+    """Put ``folder`` (the workflow's) first on PYTHONPATH, once, so that every job's interpreter, also in a
+    ``--sdm conda`` environment that does not install climb, imports this checkout's package."""
+    import os
+
+    folder = str(folder)
+    parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if folder not in parts:
+        os.environ["PYTHONPATH"] = os.pathsep.join([folder, *parts])
