@@ -84,26 +84,42 @@ def runtime_settings(config: dict[str, Any], section: str) -> dict[str, Any]:
 
 # --- the embedded default (config.yaml) applies to the embedded corpus only ---
 
-def _merge_under(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    """``top`` over ``base``, recursively for mappings (the way Snakemake merges --configfile over configfile:)."""
-    out = dict(base)
-    for key, value in top.items():
-        out[key] = _merge_under(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+def _schema_defaults_of(default: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """``default``'s keys, in its order, with the schema's default of each leaf instead of its value."""
+    out: dict[str, Any] = {}
+    for key, value in default.items():
+        node = schema.get("properties", {}).get(key, {})
+        if isinstance(value, dict) and "properties" in node:
+            out[key] = _schema_defaults_of(value, node)
+        elif "default" in node:
+            out[key] = node["default"]
     return out
 
 
-def apply_embedded_default(config: dict[str, Any], default_path: str | Path) -> bool:
-    """Put the embedded default (``config.yaml``: the demo corpus's k, fit shards, budgets) under ``config`` in place,
-    unless ``config`` names a corpus (``input.shards``): a real corpus starts from the schema's defaults, not the
-    demo's corpus-specific values, whatever the number of ``--configfile``s. True when the default was applied."""
-    if (config.get("input") or {}).get("shards"):
-        return False
+def apply_embedded_default(config: dict[str, Any], default_path: str | Path,
+                           schema: dict[str, Any] | None = None) -> bool:
+    """Put the embedded default (``config.yaml``: the demo corpus's fit shards, k-means restarts, budgets) under
+    ``config`` in place, unless ``config`` names a corpus (``input.shards``): then a real corpus starts from the
+    schema's defaults, not the demo's corpus-specific values, whatever the number of ``--configfile``s. (Keys come in
+    the order Snakemake's ``configfile:`` gave them either way, as rule params compare them in order.) True when its
+    values apply."""
     with open(default_path, encoding="utf-8") as fh:
         default = yaml.safe_load(fh) or {}
-    merged = _merge_under(default, config)
-    config.clear()
-    config.update(merged)
-    return True
+    real = bool((config.get("input") or {}).get("shards"))
+    if real:
+        default = _schema_defaults_of(default, schema if schema is not None else load_schema())
+    _fill_missing(config, default)
+    return not real
+
+
+def _fill_missing(config: dict[str, Any], default: dict[str, Any]) -> None:
+    """Add ``default``'s keys that ``config`` lacks, recursively, after its own keys: the order Snakemake gives a
+    ``configfile:`` merged under ``--configfile`` (rule params compare dicts in order, so it must not change)."""
+    for key, value in default.items():
+        if key not in config:
+            config[key] = value
+        elif isinstance(value, dict) and isinstance(config[key], dict):
+            _fill_missing(config[key], value)
 
 
 def put_on_pythonpath(folder: str | Path) -> None:

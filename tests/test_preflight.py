@@ -30,9 +30,13 @@ def _defaults(schema: dict) -> dict:
 
 def full(config: dict) -> dict:
     """``config`` over the schema's defaults (as Snakemake's validate fills them in)."""
-    from climb.config import _merge_under
+    def merge(base: dict, top: dict) -> dict:
+        out = dict(base)
+        for key, value in top.items():
+            out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        return out
 
-    return _merge_under(_defaults(load_schema()), config)
+    return merge(_defaults(load_schema()), config)
 
 
 def test_paper_values_are_paper_scale_yaml():
@@ -66,10 +70,16 @@ def test_embedded_default_applies_only_without_shards(tmp_path):
     default = ROOT / "config.yaml"
     demo = yaml.safe_load(default.read_text())
     cfg = {"cluster": {"niter": 5}}
-    assert apply_embedded_default(cfg, default) and cfg["cluster"] == {**demo["cluster"], "niter": 5}
+    assert apply_embedded_default(cfg, default) and cfg["cluster"] == {"niter": 5, **demo["cluster"]}
+    assert list(cfg["cluster"]) == ["niter", *demo["cluster"]]  # Snakemake's order: --configfile keys first
     real = {"input": {"shards": ["a.jsonl"]}, "cluster": {"niter": 5}}
     assert not apply_embedded_default(real, default)
-    assert real == {"input": {"shards": ["a.jsonl"]}, "cluster": {"niter": 5}}  # no fit_shards: 4, no k: 32
+    schema = load_schema()["properties"]
+    for section, key in [("cluster", "fit_shards"), ("cluster", "nredo"), ("export", "token_budget"),
+                         ("search", "epoch_tokens")]:
+        assert real[section][key] == schema[section]["properties"][key]["default"] != demo[section][key], key
+    assert real["cluster"]["niter"] == 5 and real["input"]["shards"] == ["a.jsonl"]
+    assert list(real["cluster"]) == ["niter", *demo["cluster"]]  # the same key order as with the demo's values
 
 
 def test_caches(tmp_path, monkeypatch):
