@@ -97,9 +97,9 @@ def fit_kmeans(embedding_paths: list[str], centroids_path: str, report_path: str
 
     if threads:
         faiss.omp_set_num_threads(threads)
+    on_gpu = use_gpu(gpu)  # first: a GPU job without a usable GPU stops before reading the sample
     start = time.perf_counter()
     vectors, per_shard = sample_vectors(embedding_paths, sample_size, seed)
-    on_gpu = use_gpu(gpu)
     log.info("fitting k-means k=%d on %d vectors of dim %d (%s)", k, *vectors.shape, "GPU" if on_gpu else "CPU")
     centroids, objective = fit_centroids(vectors, k, niter, nredo, seed, on_gpu, init, init_max_points)
     save_npy(centroids_path, centroids)
