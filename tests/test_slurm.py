@@ -177,11 +177,11 @@ def test_gpu_rules_of_later_stages_on_gpu_partition(slurm_cluster, pipeline, tmp
     results = tmp_path / "results"
     mix = "results/search/pool/mix0"
     target = next((tmp_path / mix / "scores").glob("*.json")).stem  # the test config's (default) target
-    models = [f"{mix}/scores/{target}.json", "results/validation/climb/seed0/scores.json"]
+    models = [f"{mix}/scores/{target}.json", "results/validation/natural/seed0/scores.json"]  # natural: no proxy upstream
     dedup = ["results/filter/dedup/0.parquet", "results/filter/dedup/counts/0.json"]
     jobs, summaries = [], []
     for targets, removed, override in (
-            (models, [*models, f"{mix}/proxy", f"{mix}/training.json", "results/validation/climb/seed0"],
+            (models, [*models, f"{mix}/proxy", f"{mix}/training.json", "results/validation/natural/seed0"],
              "train_target_model:mem_mb=4000"),
             (dedup[:1], dedup, "dedup:mem_mb=4000")):
         for path in removed:
