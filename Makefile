@@ -47,7 +47,7 @@ test: setup test-deps
 
 # The benchmark suite (climb/bench): writes bench/results.json and prints one Markdown table.
 # `make bench ONLY=embed,kmeans SIZE=small`; items: embed kmeans proxy predictor search dag end_to_end memory
-# quality outcome; SIZE tiny | small | full (default).
+# quality outcome dedup; SIZE tiny | small | full (default).
 SIZE ?= full
 ONLY ?=
 bench: setup

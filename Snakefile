@@ -1,17 +1,28 @@
+import sys
+
 from snakemake.utils import min_version, validate
 
-from climb.config import check_config
+from climb.config import apply_embedded_default, check_config, put_on_pythonpath
 from climb.snakemake_compat import fix_list_params_changes
 
 min_version("9.0")
 fix_list_params_changes()  # `--list-changes params` lists only outputs whose params changed
 
+# Jobs import this checkout's climb, also inside --sdm conda environments (envs/*.yaml do not install it: a relative
+# path breaks under .snakemake/conda/, and its pip dependencies would replace conda's CUDA builds).
+put_on_pythonpath(workflow.basedir)
 
-configfile: f"{workflow.basedir}/config.yaml"  # the embedded default; --configfile merges on top
-
-
+# The embedded default (config.yaml) goes under --configfile/--config, unless they name a corpus (input.shards):
+# a real corpus starts from the schema's defaults, not the demo's k, fit shards and token budgets.
+apply_embedded_default(config, f"{workflow.basedir}/config.yaml")
 check_config(config)  # names the key and what was expected
 validate(config, schema="climb/schemas/config.schema.yaml")  # fills in the defaults
+
+if workflow.is_main_process:  # once per run, before any job: demo settings, models/data missing from the caches
+    from climb.preflight import check as preflight_check
+
+    if preflight_text := preflight_check(config):  # PreflightError under `preflight: strict`
+        print(preflight_text, file=sys.stderr)
 
 
 include: "rules/common.smk"

@@ -143,6 +143,57 @@ def reference_markdown(schema: dict[str, Any] | None = None) -> str:
     return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
 
 
+# --- the embedded default (config.yaml) applies to the embedded corpus only ---
+
+def _schema_defaults_of(default: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """``default``'s keys, in its order, with the schema's default of each leaf instead of its value."""
+    out: dict[str, Any] = {}
+    for key, value in default.items():
+        node = schema.get("properties", {}).get(key, {})
+        if isinstance(value, dict) and "properties" in node:
+            out[key] = _schema_defaults_of(value, node)
+        elif "default" in node:
+            out[key] = node["default"]
+    return out
+
+
+def apply_embedded_default(config: dict[str, Any], default_path: str | Path,
+                           schema: dict[str, Any] | None = None) -> bool:
+    """Put the embedded default (``config.yaml``: the demo corpus's fit shards, k-means restarts, budgets) under
+    ``config`` in place, unless ``config`` names a corpus (``input.shards``): then a real corpus starts from the
+    schema's defaults, not the demo's corpus-specific values, whatever the number of ``--configfile``s. (Keys come in
+    the order Snakemake's ``configfile:`` gave them either way, as rule params compare them in order.) True when its
+    values apply."""
+    with open(default_path, encoding="utf-8") as fh:
+        default = yaml.safe_load(fh) or {}
+    real = bool((config.get("input") or {}).get("shards"))
+    if real:
+        default = _schema_defaults_of(default, schema if schema is not None else load_schema())
+    _fill_missing(config, default)
+    return not real
+
+
+def _fill_missing(config: dict[str, Any], default: dict[str, Any]) -> None:
+    """Add ``default``'s keys that ``config`` lacks, recursively, after its own keys: the order Snakemake gives a
+    ``configfile:`` merged under ``--configfile`` (rule params compare dicts in order, so it must not change)."""
+    for key, value in default.items():
+        if key not in config:
+            config[key] = value
+        elif isinstance(value, dict) and isinstance(config[key], dict):
+            _fill_missing(config[key], value)
+
+
+def put_on_pythonpath(folder: str | Path) -> None:
+    """Put ``folder`` (the workflow's) first on PYTHONPATH, once, so that every job's interpreter, also in a
+    ``--sdm conda`` environment that does not install climb, imports this checkout's package."""
+    import os
+
+    folder = str(folder)
+    parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if folder not in parts:
+        os.environ["PYTHONPATH"] = os.pathsep.join([folder, *parts])
+
+
 if __name__ == "__main__":
     import sys
 

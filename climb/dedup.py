@@ -40,57 +40,63 @@ def cluster_group(cluster: np.ndarray | int, n_groups: int) -> np.ndarray | int:
 
 
 def resolve_device(device: str) -> str:
-    """auto: CUDA when torch sees a GPU, else CPU."""
-    if device == "cpu":
-        return "cpu"
-    import torch
+    """auto: CUDA when torch sees a GPU, else CPU; fails when a GPU was given or asked for and none is usable."""
+    from climb.device import DeviceError
+    from climb.device import resolve_device as choose
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if not torch.cuda.is_available():
-        raise DedupError("dedup.device is 'cuda' but torch sees no GPU")
-    return device
+    try:
+        return choose(device, "dedup.device")
+    except DeviceError as err:
+        raise DedupError(str(err)) from err
 
 
 def semdedup(vectors: np.ndarray, threshold: float, block: int = 1024,
-             device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+             device: str = "cpu", overwrite: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Greedy dedup of rows already in priority order (first = most preferred to keep).
 
     Returns ``rep`` (index of the kept row each removed row duplicates, -1 for kept rows) and ``cos``
     (that similarity, 0 for kept rows). Row j is removed iff some kept row i < j has cosine > threshold.
     Similarities are float32 products, on the GPU when ``device`` is a CUDA device; the sequential pass
     inside a block runs on the CPU.
+
+    Memory: beyond the cluster's vectors (one float32 copy, or none with ``overwrite`` on a float32 C-contiguous
+    array the caller gives up), working memory is O(block x block): a block of rows is compared with the kept rows
+    ``block`` at a time, and the kept rows are compacted to the front of the same array as the pass advances
+    (a kept row's slot is always at or before its own, and every row before the current block is done).
     """
     x = np.ascontiguousarray(vectors, dtype=np.float32)
+    if not overwrite and np.may_share_memory(x, vectors):
+        x = x.copy()
     m = len(x)
     rep = np.full(m, -1, dtype=np.int64)
     cos = np.zeros(m, dtype=np.float32)
-    kept_idx = np.empty(m, dtype=np.int64)  # indices of kept rows so far, in order
+    kept_idx = np.empty(m, dtype=np.int64)  # indices of kept rows so far, in order; their vectors are xs[:n_kept]
     n_kept = 0
     gpu = device != "cpu"
     if gpu:
         import torch
 
         xs = torch.from_numpy(x).to(device)
-        kept_vecs = torch.empty_like(xs)
     else:
         xs = x
-        kept_vecs = np.empty_like(x)  # the kept rows' vectors, contiguous
     for start in range(0, m, block):
         stop = min(start + block, m)
         xb = xs[start:stop]
         nb = stop - start
         best_prev = np.full(nb, -np.inf, dtype=np.float32)
         arg_prev = np.full(nb, -1, dtype=np.int64)
-        if n_kept:
-            sims = xb @ kept_vecs[:n_kept].T
+        for c0 in range(0, n_kept, block):  # the kept rows, a tile of `block` at a time
+            c1 = min(c0 + block, n_kept)
+            sims = xb @ xs[c0:c1].T
             if gpu:
                 best, arg = sims.max(dim=1)
-                best_prev, arg = best.cpu().numpy(), arg.cpu().numpy()
+                best, arg = best.cpu().numpy(), arg.cpu().numpy()
             else:
                 arg = sims.argmax(axis=1)
-                best_prev = sims[np.arange(nb), arg]
-            arg_prev = kept_idx[arg]
+                best = sims[np.arange(nb), arg]
+            better = best > best_prev  # strict: the earliest kept row wins a tie, as one argmax over all would
+            best_prev = np.where(better, best, best_prev)
+            arg_prev = np.where(better, kept_idx[c0 + arg], arg_prev)
         removed = best_prev > threshold
         s_bb = (xb @ xb.T).cpu().numpy() if gpu else xb @ xb.T
         keep_in_block = np.zeros(nb, dtype=bool)
@@ -110,12 +116,13 @@ def semdedup(vectors: np.ndarray, threshold: float, block: int = 1024,
         gone = ~keep_in_block
         rep[start:stop][gone] = block_rep[gone]
         cos[start:stop][gone] = block_cos[gone]
-        new = start + np.flatnonzero(keep_in_block)
-        kept_idx[n_kept : n_kept + len(new)] = new
-        if gpu:
-            kept_vecs[n_kept : n_kept + len(new)] = xs[torch.from_numpy(new).to(device)]
-        else:
-            kept_vecs[n_kept : n_kept + len(new)] = x[new]
+        new = np.flatnonzero(keep_in_block)
+        kept_idx[n_kept : n_kept + len(new)] = start + new
+        if n_kept != start or len(new) != nb:  # compact: the block's kept rows move down behind earlier kept ones
+            if gpu:
+                xs[n_kept : n_kept + len(new)] = xb[torch.from_numpy(new).to(device)].clone()
+            else:
+                xs[n_kept : n_kept + len(new)] = xb[new]  # fancy indexing copies first: overlap is safe
         n_kept += len(new)
     return rep, cos
 
@@ -163,7 +170,7 @@ def dedup_group(assign_paths: Sequence[str | Path], embed_paths: Sequence[str | 
         idx = members[c]
         idx.sort(key=lambda i: (float(distances[i]), ids[i]))
         order = np.array(idx, dtype=np.int64)
-        rep, cos = semdedup(vectors[order], threshold, block, device)
+        rep, cos = semdedup(vectors[order], threshold, block, device, overwrite=True)  # a fresh copy
         removed = np.flatnonzero(rep >= 0)
         for j in removed.tolist():
             doc, keep = ids[order[j]], ids[order[rep[j]]]

@@ -18,12 +18,11 @@ PACKAGED_MODEL = "packaged:all-MiniLM-L6-v2"
 
 
 def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'."""
-    if device != "auto":
-        return device
-    import torch
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; fails when a GPU was given or asked for and none is
+    usable (climb.device)."""
+    from climb.device import resolve_device as choose
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return choose(device, "embed.device")
 
 
 def resolve_model_path(model: str) -> str:
@@ -36,13 +35,16 @@ def resolve_model_path(model: str) -> str:
 
 
 def load_encoder(model: str = PACKAGED_MODEL, device: str = "auto", max_seq_length: int = 128,
-                 trust_remote_code: bool = False):
-    """A SentenceTransformer on the chosen device, in fp16 on CUDA."""
+                 trust_remote_code: bool = False, config_kwargs: dict | None = None):
+    """A SentenceTransformer on the chosen device, in fp16 on CUDA. ``config_kwargs`` replace fields of the model's
+    config (stella_en_400M_v5: ``use_memory_efficient_attention: false, unpad_inputs: false`` run it without
+    xformers)."""
     from sentence_transformers import SentenceTransformer
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     device = resolve_device(device)
-    encoder = SentenceTransformer(resolve_model_path(model), device=device, trust_remote_code=trust_remote_code)
+    encoder = SentenceTransformer(resolve_model_path(model), device=device, trust_remote_code=trust_remote_code,
+                                  config_kwargs=dict(config_kwargs or {}))
     encoder.max_seq_length = max_seq_length
     if device.startswith("cuda"):
         encoder.half()
@@ -60,7 +62,8 @@ def embed_texts(encoder, texts: list[str], batch_size: int = 64) -> np.ndarray:
 
 def embed_shard(corpus_path: str | Path, out_path: str | Path, model: str = PACKAGED_MODEL, device: str = "auto",
                 max_seq_length: int = 128, batch_size: int = 64, chunk_rows: int = 16384,
-                trust_remote_code: bool = False, threads: int | None = None) -> None:
+                trust_remote_code: bool = False, threads: int | None = None,
+                config_kwargs: dict | None = None) -> None:
     """Embed the ``text`` column of a corpus shard into ``out_path`` (.npy, float16, rows in corpus order).
 
     Reads and encodes ``chunk_rows`` documents at a time into a memory-mapped output, so memory does not grow
@@ -72,7 +75,7 @@ def embed_shard(corpus_path: str | Path, out_path: str | Path, model: str = PACK
         torch.set_num_threads(threads)
     pf = pq.ParquetFile(corpus_path)
     n_rows = pf.metadata.num_rows
-    encoder = load_encoder(model, device, max_seq_length, trust_remote_code)
+    encoder = load_encoder(model, device, max_seq_length, trust_remote_code, config_kwargs)
     dim = encoder.get_sentence_embedding_dimension()
     log.info("embedding %d documents of %s with %s (dim %d, device %s)", n_rows, corpus_path, model, dim,
              encoder.device)

@@ -192,13 +192,15 @@ def evaluate_proxy(proxy_dir: str, target: str, config: dict, out_path: str, see
         log.warning("target %s: no score, the proxy of %s failed (%s)", target, failed.get("mixture"),
                     failed.get("reason"))
         return report
+    from climb.device import resolve_device
+
+    cuda = resolve_device(settings["device"], "evaluation.device") == "cuda"  # before loading tasks: fail fast
     names = sorted({t["task"] for t in tasks})
     manager = task_manager(config, names)
     specs = task_specs(config, manager, names)
     local = [n for n in names if n in _local_task_names(settings)]
     if local:
         check_answers_fit(manager.load(task_specs(config, manager, local))["tasks"], proxy_dir, settings["limit"])
-    cuda = settings["device"] == "cuda" or (settings["device"] == "auto" and torch.cuda.is_available())
     device = "cuda" if cuda else "cpu"
     dtype = settings["dtype"] if settings["dtype"] != "auto" else ("bfloat16" if cuda else "float32")
     if threads and not cuda:

@@ -42,12 +42,12 @@ def sample_vectors(paths: list[str], sample_size: int, seed: int) -> tuple[np.nd
 
 
 def use_gpu(gpu: str) -> bool:
-    import faiss
+    """cluster.gpu yes|no|auto -> whether faiss fits on a GPU; fails when one was asked for or given to the job and
+    faiss sees none (e.g. PyPI's faiss-cpu installed over conda's faiss-gpu; climb.device)."""
+    from climb.device import resolve_device
 
-    available = hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
-    if gpu == "yes" and not available:
-        raise RuntimeError("cluster.gpu is 'yes' but faiss sees no GPU (is faiss-gpu installed?)")
-    return gpu != "no" and available
+    requested = {"yes": "cuda", "no": "cpu", "auto": "auto"}[gpu]
+    return resolve_device(requested, "cluster.gpu", backend="faiss") == "cuda"
 
 
 def kmeans_plusplus_init(vectors: np.ndarray, k: int, seed: int, max_points: int = 50_000) -> np.ndarray:
@@ -97,9 +97,9 @@ def fit_kmeans(embedding_paths: list[str], centroids_path: str, report_path: str
 
     if threads:
         faiss.omp_set_num_threads(threads)
+    on_gpu = use_gpu(gpu)  # first: a GPU job without a usable GPU stops before reading the sample
     start = time.perf_counter()
     vectors, per_shard = sample_vectors(embedding_paths, sample_size, seed)
-    on_gpu = use_gpu(gpu)
     log.info("fitting k-means k=%d on %d vectors of dim %d (%s)", k, *vectors.shape, "GPU" if on_gpu else "CPU")
     centroids, objective = fit_centroids(vectors, k, niter, nredo, seed, on_gpu, init, init_max_points)
     save_npy(centroids_path, centroids)

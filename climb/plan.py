@@ -145,6 +145,13 @@ def plan_summary(plans: dict[str, RulePlan]) -> dict:
     }
 
 
+def preflight_lines(text: str) -> list[str]:
+    """The preflight's findings the dry run printed (climb.preflight: demo settings, what the caches lack)."""
+    from climb.preflight import PREFIX
+
+    return [line for line in text.splitlines() if line.startswith(PREFIX)]
+
+
 def dry_run(snakemake_args: list[str], snakemake: str | None = None) -> str:
     """Output of ``snakemake -n`` with the user's arguments (profile, configfile, targets)."""
     exe = snakemake or str(Path(sys.executable).parent / "snakemake")
@@ -165,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
     text = dry_run(rest) if rest else sys.stdin.read()
     plans = summarize(parse_dry_run(text))
+    preflight = preflight_lines(text)
+    if preflight:
+        print("\n".join(preflight) + "\n")
     print(format_plan(plans))
     if args.json:
         args.json.write_text(json.dumps(plan_summary(plans), indent=2) + "\n")

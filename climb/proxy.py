@@ -229,7 +229,9 @@ def _worker(args: dict) -> None:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = settings["device"] == "cuda" or (settings["device"] == "auto" and torch.cuda.is_available())
+    from climb.device import resolve_device
+
+    use_cuda = resolve_device(settings["device"], "proxy.device") == "cuda"
     if use_cuda:
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)

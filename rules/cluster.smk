@@ -8,6 +8,8 @@ rule fit_kmeans:
         settings=get_result_settings("cluster"),
         seed=config["seed"],
     threads: 2
+    resources:
+        **job_resources("fit_kmeans", gpus_for({"no": "cpu"}.get(config["cluster"]["gpu"], "auto"))),
     log:
         "results/logs/fit_kmeans.log",
     benchmark:
@@ -26,6 +28,8 @@ rule assign_clusters:
     output:
         "results/kmeans/assign/{shard}.parquet",
     threads: 1
+    resources:
+        **job_resources("assign_clusters", 0),
     log:
         "results/logs/assign_clusters/{shard}.log",
     benchmark:

@@ -2,6 +2,7 @@ import re
 
 from climb.config import result_settings
 from climb.export import n_parts
+from climb.placement import gpus_for, job_resources
 from climb.shards import embedded_shards, resolve_shards, select_fit_shards
 
 EMBEDDED_DIR = "results/embedded"
@@ -477,6 +478,13 @@ def get_validation_scores():
     """Scores of every target model, strategy-major and seed-minor (the table's order)."""
     return [f"results/validation/{s}/seed{k}/scores.json"
             for s in config["validation"]["strategies"] for k in range(config["validation"]["seeds"])]
+
+
+def get_target_model_gpus():
+    """GPUs of one target model job: validation.model's device and nproc where it sets them, else the proxies'
+    (runtime keys: how the job runs, so they are resources, not params)."""
+    model = config["validation"]["model"]
+    return gpus_for(model.get("device", config["proxy"]["device"]), model.get("nproc", config["proxy"]["nproc"]))
 
 
 def get_target_model_settings():

@@ -6,6 +6,8 @@ rule embed:
     params:
         settings=get_result_settings("embed"),
     threads: 2
+    resources:
+        **job_resources("embed", gpus_for(config["embed"]["device"])),
     log:
         "results/logs/embed/{shard}.log",
     benchmark:

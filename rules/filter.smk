@@ -35,12 +35,14 @@ rule dedup:
         n_groups=get_dedup_n_groups(),
         threshold=config["dedup"]["threshold"],
     threads: 2
+    resources:
+        **job_resources("dedup", gpus_for(config["dedup"]["device"])),
     log:
         "results/logs/filter/dedup/{group}.log",
     benchmark:
         "results/benchmarks/filter/dedup/{group}.tsv"
     conda:
-        "../envs/cpu.yaml"
+        "../envs/gpu.yaml"
     script:
         "../scripts/dedup.py"
 

@@ -44,6 +44,8 @@ rule train_proxy:
         settings=get_result_settings("proxy"),
         seed=get_proxy_seed,
     threads: config["proxy"]["threads"]
+    resources:
+        **job_resources("train_proxy", gpus_for(config["proxy"]["device"], config["proxy"]["nproc"])),
     log:
         "results/logs/search/{mixdir}/train_proxy.log",
     benchmark:
@@ -65,6 +67,8 @@ rule evaluate_proxy:
         tasks=get_target_tasks,
         seed=config["seed"],
     threads: config["proxy"]["threads"]
+    resources:
+        **job_resources("evaluate_proxy", gpus_for(config["evaluation"]["device"])),
     log:
         "results/logs/search/{mixdir}/evaluate_{target}.log",
     benchmark:

@@ -8,6 +8,8 @@ rule annotate_quality:
         teacher=get_teacher_params(),
         sample_size=config["quality"]["sample_size"],
         seed=config["seed"],
+    resources:
+        **job_resources("annotate_quality", 0),
     log:
         "results/logs/quality/annotate.log",
     benchmark:
@@ -28,6 +30,8 @@ rule quality_classifiers:
         criteria=config["quality"]["criteria"],
         settings=get_classifier_params(),
         seed=config["seed"],
+    resources:
+        **job_resources("quality_classifiers", 0),
     log:
         "results/logs/quality/classifiers.log",
     benchmark:

@@ -21,6 +21,8 @@ rule train_target_model:
         strategy="climb|regmix|random|natural|uniform",
         s=r"\d+",
     threads: config["proxy"]["threads"]
+    resources:
+        **job_resources("train_target_model", get_target_model_gpus()),
     log:
         "results/logs/validation/{strategy}/seed{s}/train.log",
     benchmark:
@@ -45,6 +47,8 @@ rule evaluate_target_model:
         strategy="climb|regmix|random|natural|uniform",
         s=r"\d+",
     threads: config["proxy"]["threads"]
+    resources:
+        **job_resources("evaluate_target_model", gpus_for(config["evaluation"]["device"])),
     log:
         "results/logs/validation/{strategy}/seed{s}/evaluate.log",
     benchmark:

@@ -14,4 +14,5 @@ with log_to(snakemake.log[0]):
         chunk_rows=s["chunk_rows"],
         trust_remote_code=s["trust_remote_code"],
         threads=snakemake.threads,
+        config_kwargs=s.get("config_kwargs"),
     )

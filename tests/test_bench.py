@@ -78,3 +78,17 @@ def test_markdown_marks_missed_goals_and_skips():
     text = markdown(report)
     assert "| a | m | 1.5 | 2 | 0.75 | >= 0.95 | **no** | n/x |" in text
     assert "| b | skipped |" in text and "why" in text and "load average at start 3.0" in text
+
+
+def test_dedup_item_reports_pairs_per_second_and_memory(tmp_path):
+    """The dedup item's rows (figures only: speed and memory goals are read from `make bench`, not asserted here)."""
+    from climb.bench.items import dedup
+
+    result = dedup("tiny", tmp_path)
+    assert [r.metric.split(",")[0] for r in result.rows] == ["dedup pairs/s on CPU (2 threads)",
+                                                              *["dedup peak anonymous MB beyond the vectors (imports "
+                                                                "included)"] * 2]
+    assert float(result.rows[0].ours) > 0 and float(result.rows[0].baseline) > 0
+    memory = result.details["memory"]
+    assert memory[4]["rows"] == 4 * memory[1]["rows"] and memory[4]["vectors_mb"] >= 3.8 * memory[1]["vectors_mb"]
+    assert memory[1]["ours"]["peak_anon_mb"] > memory[1]["vectors_mb"]  # the probe saw the vectors

@@ -194,3 +194,30 @@ def test_gpu_and_cpu_agree():
     assert (cpu[0] >= 0).sum() > 1000
     assert np.array_equal(cpu[0], gpu[0])
     assert np.allclose(cpu[1], gpu[1], atol=1e-5)
+
+
+def test_semdedup_compacts_kept_rows_in_place_without_touching_the_callers_vectors():
+    """Kept rows are compacted to the front of the working array (no second copy of the kept vectors); the caller's
+    array is left as it was unless it is given up (overwrite=True), and both give the same answer for any block,
+    including blocks whose last rows are kept after removed ones."""
+    from climb.bench.items import dedup_vectors
+
+    x = dedup_vectors(3000, 16, 700, seed=3)
+    before = x.copy()
+    ref_rep, ref_cos = semdedup(x, 0.95, block=5000)
+    assert np.array_equal(x, before)
+    assert 600 <= (ref_rep < 0).sum() <= 700 and (ref_rep >= 0).sum() > 2000
+    for block in (1, 7, 64, 999):
+        rep, cos = semdedup(x, 0.95, block=block)
+        assert np.array_equal(rep, ref_rep), block
+        np.testing.assert_allclose(cos, ref_cos, atol=1e-6)
+        assert np.array_equal(x, before)
+    given = x.copy()
+    rep, _ = semdedup(given, 0.95, block=64, overwrite=True)
+    assert np.array_equal(rep, ref_rep)
+    kept = np.flatnonzero(rep < 0)
+    assert np.array_equal(given[: len(kept)], x[kept])  # the kept vectors, compacted in order
+    # a removed row names a kept row with that similarity
+    gone = np.flatnonzero(rep >= 0)
+    assert (rep[gone] < gone).all() and (rep[rep[gone]] < 0).all()
+    np.testing.assert_allclose(ref_cos[gone], np.einsum("ij,ij->i", x[gone], x[rep[gone]]), atol=1e-5)

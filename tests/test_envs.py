@@ -5,7 +5,10 @@ conda cannot run here, so these tests read the files: every version an env names
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -93,3 +96,48 @@ def test_gpu_env_has_cuda_builds():
     assert "faiss-gpu" in conda and "pytorch" in conda
     assert re.search(r"pytorch=[\d.]+=\*cuda\*", env_text), "the GPU env must ask for a CUDA build of pytorch"
     assert "torch" not in pip and "faiss-cpu" not in pip
+
+
+# CPU-only builds of GPU packages: none may be in the GPU env (they would replace conda's CUDA builds).
+CPU_VARIANTS = {"faiss-cpu", "cpuonly", "pytorch-cpu", "torch", "torchvision-cpu", "jax-cpu"}
+
+
+@pytest.mark.parametrize("name", ["cpu", "gpu"])
+def test_env_file_parses_and_pip_section_has_no_path(name):
+    """Snakemake copies an env file to .snakemake/conda/<hash>.yaml before `conda env create`: a relative path
+    (`-e ..`, `./pkg`, `file:`) in its pip section then points somewhere else, so none may be there."""
+    env = yaml.safe_load((ROOT / "envs" / f"{name}.yaml").read_text())
+    assert env["name"] and env["channels"] and isinstance(env["dependencies"], list)
+    pip = [item for dep in env["dependencies"] if isinstance(dep, dict) for item in dep.get("pip", [])]
+    for item in pip:
+        assert not re.search(r"(^-e\b|^-r\b|^\.|/|\\|file:|\.\.)", item.strip()), (
+            f"envs/{name}.yaml: pip entry {item!r} is a path; it breaks when Snakemake copies the env file")
+
+
+@pytest.mark.parametrize("name", ["cpu", "gpu"])
+def test_no_package_in_both_conda_and_pip(name):
+    conda, pip, _ = _env(name)
+    both = {CONDA_TO_PIP.get(c, c) for c in conda} & set(pip) | set(conda) & set(pip)
+    assert not both, f"envs/{name}.yaml pins {sorted(both)} in both its conda and its pip section"
+
+
+def test_gpu_env_names_no_cpu_only_variant():
+    env = yaml.safe_load((ROOT / "envs" / "gpu.yaml").read_text())
+    conda, pip, _ = _env("gpu")
+    names = set(conda) | set(pip)
+    assert not names & CPU_VARIANTS, f"envs/gpu.yaml names CPU-only builds {sorted(names & CPU_VARIANTS)}"
+    text = yaml.safe_dump(env["dependencies"])
+    assert "+cpu" not in text and "cpu_" not in text, "envs/gpu.yaml asks for a CPU build string"
+
+
+def test_jobs_import_the_checkout_without_installing_it(tmp_path):
+    """The envs do not install climb; the Snakefile puts the workflow folder on PYTHONPATH for every job."""
+    assert "put_on_pythonpath(workflow.basedir)" in (ROOT / "Snakefile").read_text()
+    probe = "import os; from climb.config import put_on_pythonpath as p; p('/wf'); p('/wf'); print(os.environ['PYTHONPATH'])"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True,
+                         env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}/other"}).stdout.strip()
+    assert out == os.pathsep.join(["/wf", str(ROOT), "/other"])
+    for name in ("cpu", "gpu"):
+        assert "climb" not in " ".join(
+            item for dep in yaml.safe_load((ROOT / "envs" / f"{name}.yaml").read_text())["dependencies"]
+            if isinstance(dep, dict) for item in dep.get("pip", []))

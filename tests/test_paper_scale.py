@@ -7,6 +7,7 @@ no baselines) fixes the proxy counts; per-shard rules scale with the shard count
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 import yaml
 
 from climb.bench.items import empty_shards
+from climb.placement import GPU_RULE_SIZES
 from climb.plan import parse_dry_run
 from tests.conftest import BIN, ROOT, job_counts
 
@@ -29,7 +31,8 @@ PROXIES = 64 + 32 + 16 + 3  # the rounds, and 3 noise-floor replicates
 
 def dry_run(tmp_path: Path, overlay: Path, *args: str, quiet: bool = True) -> tuple[str, float]:
     cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-           "--configfile", str(PAPER), str(overlay), "-n", *(["--quiet", "rules"] if quiet else []), *args]
+           "--configfile", str(PAPER), str(overlay), "-n", *(["--quiet", "rules"] if quiet else []),
+           "--config", "preflight=off", *args]  # the preflight (lm-eval's task index) is timed elsewhere
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
     seconds = time.perf_counter() - t0
@@ -66,23 +69,35 @@ def test_paper_scale_dry_run_job_counts(tmp_path):
 
 
 def test_paper_scale_gpu_plan(tmp_path):
-    """`python -m climb.plan` with the profile: GPU jobs per rule and GPU hours from the profile's runtimes."""
+    """`python -m climb.plan` with the profile, `all validate`: GPU jobs per rule and GPU hours from the rules'
+    resources, validation's target models (8 GPUs each) and dedup included."""
     n = 30
     overlay = empty_shards(tmp_path, n)
     out = tmp_path / "plan.json"
     proc = subprocess.run([sys.executable, "-m", "climb.plan", "--json", str(out), "-s", str(ROOT / "Snakefile"),
-                           "--directory", str(tmp_path), "--profile", str(PROFILE), "--configfile", str(PAPER),
-                           str(overlay)], capture_output=True, text=True, timeout=1800, cwd=ROOT)
+                           "all", "validate", "--directory", str(tmp_path), "--profile", str(PROFILE),
+                           "--configfile", str(PAPER), str(overlay)], capture_output=True, text=True, timeout=1800, cwd=ROOT,
+                          env={**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"),  # empty caches
+                               "HF_DATASETS_CACHE": str(tmp_path / "datasets")})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     plan = json.loads(out.read_text())
-    profile = yaml.safe_load((PROFILE / "config.yaml").read_text())["set-resources"]
-    gpu_jobs = {"embed": n, "fit_kmeans": 1, "train_proxy": PROXIES, "evaluate_proxy": PROXIES}
+    paper = yaml.safe_load(PAPER.read_text())["validation"]
+    targets = paper["seeds"] * len(paper.get("strategies", ["climb", "regmix", "random", "natural", "uniform"]))
+    proxies = PROXIES + (PROXIES - 64)  # validation's regmix/random baselines grow the pool to sum(rounds) = 112
+    gpu_jobs = {"embed": n, "fit_kmeans": 1, "dedup": 100, "train_proxy": proxies, "evaluate_proxy": proxies,
+                "train_target_model": targets, "evaluate_target_model": targets}
     assert {r: v["gpu_jobs"] for r, v in plan["rules"].items() if v["gpu_jobs"]} == gpu_jobs
-    hours = sum(jobs * profile[rule]["runtime"] / 60 for rule, jobs in gpu_jobs.items())  # 1 GPU each by default
+    gpus = {**dict.fromkeys(gpu_jobs, 1), "train_target_model": paper["model"]["nproc"]}
+    hours = sum(jobs * gpus[rule] * GPU_RULE_SIZES[rule][1] / 60 for rule, jobs in gpu_jobs.items())
     assert plan["gpu_hours"] == pytest.approx(hours)
+    assert plan["rules"]["train_target_model"]["gpu_hours"] == pytest.approx(
+        targets * paper["model"]["nproc"] * GPU_RULE_SIZES["train_target_model"][1] / 60)
     assert all(plan["rules"][r]["partitions"] == ["gpu"] for r in gpu_jobs)
     assert plan["rules"]["ingest"]["partitions"] == ["cpu"] and plan["rules"]["ingest"]["gpu_jobs"] == 0
-    assert "GPU hours" in proc.stdout and "train_proxy" in proc.stdout
+    assert "GPU hours" in proc.stdout and "train_target_model" in proc.stdout
+    # the plan prints the preflight: paper-scale's encoder and lm-eval datasets are not in this machine's caches
+    assert "preflight:   - not in the local caches: embed.model = 'NovaSearch/stella_en_400M_v5'" in proc.stdout
+    assert "lm-eval task 'hellaswag'" in proc.stdout and "demo setting" not in proc.stdout
 
 
 def _growth_per_shard(tmp_path: Path) -> tuple[float, dict]:

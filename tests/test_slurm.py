@@ -1,10 +1,13 @@
 """profiles/slurm on a real single-node SLURM (tests/slurm/start.sh): routing, arrays, and the bare profile name.
 
-The cluster test runs the small test config up to k-means assignment through `--profile profiles/slurm` and
-reads SLURM's own records (`scontrol show job`, kept MinJobAge=600 s) to check that every GPU rule ran in
-partition `gpu` with a GPU (TresPerJob gres:gpu:1), every other rule in `cpu` without one, and that per-shard
-rules went as job arrays (fewer sbatch submissions than jobs). It needs root and apt (Debian) to install and
-start slurmctld/slurmd/munged; elsewhere it is skipped, except under CI=true where it fails.
+The cluster tests run the small test config through `--profile profiles/slurm`: up to k-means assignment, and then
+one job of each later GPU rule (dedup, train/evaluate proxy, train/evaluate target model) on a copy of the session's
+finished run, each with a command-line `--set-resources` of one rule's memory. They read the plugin's sbatch lines
+(--verbose) and SLURM's own records (`scontrol show job`, kept MinJobAge=600 s) to check that every GPU rule went to
+partition `gpu` with a GPU (`--gpus=1`, TresPerJob gres:gpu:1) and its memory, every other rule to `cpu` without
+one, and that per-shard rules went as job arrays (fewer sbatch submissions than jobs). The jobs see the cluster's
+fake GPUs; CLIMB_TEST_FAKE_GPUS=1 (climb.device) lets them run on the CPU. It needs root and apt (Debian) to install
+and start slurmctld/slurmd/munged; elsewhere it is skipped, except under CI=true where it fails.
 """
 
 from __future__ import annotations
@@ -20,11 +23,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from climb.device import FAKE_GPUS_ENV
+from climb.placement import GPU_RULE_SIZES
 from tests.conftest import BIN, CI_CONFIG, ROOT
 
 SLURM_DIR = ROOT / "tests" / "slurm"
 PROFILE = ROOT / "profiles" / "slurm"
-GPU_RULES = {"embed", "fit_kmeans", "train_proxy", "evaluate_proxy"}
+GPU_RULES = {"embed", "fit_kmeans", "dedup", "train_proxy", "evaluate_proxy", "train_target_model",
+             "evaluate_target_model"}
 # Node size declared to the test cluster: large enough for the profile's requests as they are.
 NODE_CPUS, NODE_MEM_MB = 32, 262144
 
@@ -86,15 +92,9 @@ def test_profile_routes_gpu_rules_to_gpu_partition_with_arrays(slurm_cluster, tm
     shards = [f"embedded-{i:03d}" for i in range(yaml.safe_load(CI_CONFIG.read_text())["input"]["embedded"]["n_shards"])]
     targets = ["results/corpus/summary.json", *(f"results/kmeans/assign/{s}.parquet" for s in shards)]
     prefix = f"climbtest{uuid.uuid4().hex[:8]}"
-    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-           "--configfile", str(CI_CONFIG), "--profile", str(PROFILE), "--slurm-jobname-prefix", prefix,
-           "--slurm-init-seconds-before-status-checks", "5", "--retries", "0", *targets]
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}  # jobs run this venv's python
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    # A command-line --set-resources of one rule's memory must not undo any rule's placement.
+    proc, jobs, summary = run_on_slurm(tmp_path, prefix, targets, "--set-resources", "embed:mem_mb=4000")
     log = proc.stdout + proc.stderr
-    jobs = scontrol_jobs(prefix)
-    summary = "\n".join(f"{j.get('JobId')} {j['rule']} {j.get('Partition')} {j.get('TresPerJob', '-')} "
-                        f"{j.get('JobState')}" for j in jobs)
     assert proc.returncode == 0, f"snakemake --profile slurm failed:\n{log[-6000:]}\nSLURM jobs:\n{summary}"
     for target in targets:
         assert (tmp_path / target).exists(), target
@@ -110,6 +110,8 @@ def test_profile_routes_gpu_rules_to_gpu_partition_with_arrays(slurm_cluster, tm
         if job["rule"] in GPU_RULES:
             assert job["Partition"] == "gpu", f"GPU rule {job['rule']} ran in {job['Partition']}\n{summary}"
             assert "gres:gpu:1" in job.get("TresPerJob", ""), f"{job['rule']} got no GPU\n{summary}"
+            assert _mem_mb(job) == pytest.approx(4000 if job["rule"] == "embed" else GPU_RULE_SIZES[job["rule"]][0],
+                                                 abs=2), summary  # sbatch --mem from mem_mb (SLURM rounds by 1 MB)
         else:
             assert job["Partition"] == "cpu", f"CPU rule {job['rule']} ran in {job['Partition']}\n{summary}"
             assert "gpu" not in job.get("TresPerJob", ""), f"{job['rule']} asked for a GPU\n{summary}"
@@ -124,6 +126,87 @@ def test_profile_routes_gpu_rules_to_gpu_partition_with_arrays(slurm_cluster, tm
     assert len(ingest_subs) == 1 and all(j.get("ArrayTaskId") for j in by_rule["ingest"]), summary
     assert "Submitted array job" in log
     print(f"{len(jobs)} jobs in {len(submissions)} submissions\n{summary}")
+
+
+def _mem_mb(job: dict) -> int:
+    """MinMemoryNode of a SLURM job record (e.g. 4001M, 62.5G) in MB."""
+    value = job["MinMemoryNode"]
+    return round(float(value[:-1]) * {"M": 1, "G": 1024, "T": 1024 ** 2}[value[-1]])
+
+
+def run_on_slurm(workdir: Path, prefix: str, targets: list[str], *extra: str):
+    """`snakemake --profile profiles/slurm` on the test cluster; its jobs as SLURM records them. The jobs get the
+    test cluster's fake GPUs, which no CUDA can open: CLIMB_TEST_FAKE_GPUS=1 (climb.device) lets them use the CPU."""
+    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(CI_CONFIG), "--profile", str(PROFILE), "--slurm-jobname-prefix", prefix,
+           "--slurm-init-seconds-before-status-checks", "5", "--retries", "0", "--verbose", *targets, *extra]
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",  # jobs run this venv's python
+           FAKE_GPUS_ENV: "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    jobs = scontrol_jobs(prefix)
+    summary = "\n".join(f"{j.get('JobId')} {j['rule']} {j.get('Partition')} {j.get('TresPerJob', '-')} "
+                        f"mem={j.get('MinMemoryNode')} {j.get('JobState')}" for j in jobs)
+    calls = sbatch_calls(proc.stdout + proc.stderr)
+    for rule, call in calls:  # the plugin's own sbatch lines: partition and GPU request
+        if rule in GPU_RULES:
+            assert " -p gpu" in call and "--gpus=" in call, call
+        else:
+            assert " -p cpu" in call and "--gpus" not in call, call
+    print("\n".join(f"{rule}: {call}" for rule, call in calls))
+    return proc, jobs, summary + "\n" + "\n".join(call for _, call in calls)
+
+
+def sbatch_calls(log: str) -> list[tuple[str, str]]:
+    """(rule, sbatch command line) of every submission the plugin logged (--verbose)."""
+    calls = []
+    for line in log.splitlines():
+        if "sbatch call: " in line:
+            call = line.split("sbatch call: ", 1)[1].strip()
+            rule = re.search(r"rule_([A-Za-z0-9_]+?)(?:_wildcards[^'\"\s]*)?['\"\s]", call + " ")
+            calls.append((rule.group(1) if rule else "?", call))
+    assert calls, "no sbatch call in the log (--verbose)"
+    return calls
+
+
+@pytest.mark.slow
+def test_gpu_rules_of_later_stages_on_gpu_partition(slurm_cluster, pipeline, tmp_path):
+    """dedup, proxies and validation's target models: one job of each, on a copy of the session's finished run
+    (their outputs removed), each run with a command-line override of one rule's memory. Two invocations: a new
+    dedup list would make every proxy and target model downstream of it rerun."""
+    shutil.copytree(Path(pipeline) / "results", tmp_path / "results", symlinks=True)
+    results = tmp_path / "results"
+    mix = "results/search/pool/mix0"
+    target = next((tmp_path / mix / "scores").glob("*.json")).stem  # the test config's (default) target
+    models = [f"{mix}/scores/{target}.json", "results/validation/natural/seed0/scores.json"]  # natural: no proxy upstream
+    dedup = ["results/filter/dedup/0.parquet", "results/filter/dedup/counts/0.json"]
+    jobs, summaries = [], []
+    for targets, removed, override in (
+            (models, [*models, f"{mix}/proxy", f"{mix}/training.json", "results/validation/natural/seed0"],
+             "train_target_model:mem_mb=4000"),
+            (dedup[:1], dedup, "dedup:mem_mb=4000")):
+        for path in removed:
+            victim = tmp_path / path
+            shutil.rmtree(victim) if victim.is_dir() else victim.unlink(missing_ok=True)
+        prefix = f"climbtest{uuid.uuid4().hex[:8]}"
+        proc, run_jobs, summary = run_on_slurm(tmp_path, prefix, targets, "--rerun-triggers", "mtime",
+                                               "--set-resources", override)
+        assert proc.returncode == 0, f"snakemake --profile slurm failed:\n{(proc.stdout + proc.stderr)[-6000:]}\n{summary}"
+        for path in targets:
+            assert (tmp_path / path).exists(), path
+        overridden = override.split(":")[0]
+        for job in run_jobs:
+            assert job["JobState"] == "COMPLETED", summary
+            assert job["Partition"] == "gpu" and "gres:gpu:1" in job.get("TresPerJob", ""), summary
+            assert _mem_mb(job) == pytest.approx(4000 if job["rule"] == overridden else GPU_RULE_SIZES[job["rule"]][0],
+                                                 abs=2), summary
+        jobs += run_jobs
+        summaries.append(summary)
+    summary = "\n".join(summaries)
+    assert sorted(j["rule"] for j in jobs) == sorted(
+        ["train_proxy", "evaluate_proxy", "train_target_model", "evaluate_target_model", "dedup"]), summary
+    logs = "".join(p.read_text() for p in (results / "logs").rglob("*.log") if "slurm" not in p.parts)
+    assert FAKE_GPUS_ENV in logs, "no job given the fake GPU said it went through the test-only way"
+    print(summary)
 
 
 def test_bare_profile_name_resolves(tmp_path):
@@ -167,7 +250,35 @@ def test_profile_settings():
     # the plugin holds back array jobs when it gets fewer than are ready: never let Snakemake hand it a part
     assert int(profile["jobs"]) >= 10 * int(profile["slurm-array-limit"])
     assert int(profile["max-jobs-per-timespan"].split("/")[0]) >= int(profile["jobs"])
-    for rule in GPU_RULES:
-        assert profile["set-resources"][rule]["slurm_partition"] == "?GPU"
-        assert "gpu" in profile["set-resources"][rule] and "runtime" in profile["set-resources"][rule]
+    # placement lives in the rules: a command-line --set-resources replaces a profile's whole set-resources
+    assert "set-resources" not in profile
     assert profile["default-resources"]["slurm_partition"] == "?CPU"
+
+
+def test_command_line_override_keeps_every_rules_placement(tmp_path):
+    """Dry run of the test config's validate target with `--set-resources embed:mem_mb=4000`: every GPU rule keeps
+    partition gpu and its GPU, embed gets 4000 MB, train_proxy asks for proxy.nproc GPUs, the target models for
+    validation.model's."""
+    ci = yaml.safe_load(CI_CONFIG.read_text())
+    ci["proxy"]["nproc"] = 2
+    ci["validation"]["model"]["nproc"] = 4
+    (tmp_path / "gpus.yaml").write_text(yaml.safe_dump(ci))
+    proc = subprocess.run([str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "validate", "--profile", str(PROFILE),
+                           "--directory", str(tmp_path), "--configfile", str(tmp_path / "gpus.yaml"), "-n",
+                           "--set-resources", "embed:mem_mb=4000"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    from climb.plan import parse_dry_run
+
+    seen = {}
+    for rule, res in parse_dry_run(proc.stdout + proc.stderr):
+        seen.setdefault(rule, res)
+    assert set(seen) >= GPU_RULES, sorted(seen)
+    gpus = {"train_proxy": "2", "train_target_model": "4"}
+    for rule, res in seen.items():
+        if rule in GPU_RULES:
+            assert res.get("slurm_partition") == "gpu" and res.get("gpu") == gpus.get(rule, "1"), (rule, res)
+            mem = 4000 if rule == "embed" else GPU_RULE_SIZES[rule][0]
+            assert res["mem_mb"] == str(mem), (rule, res)
+        elif rule != "all":
+            assert res.get("slurm_partition") == "cpu" and "gpu" not in res, (rule, res)

@@ -554,6 +554,82 @@ def _round(value, digits: int = 4):
     return None if value is None else round(value, digits)
 
 
+# -------------------------------------------------------------------------------------------------------- dedup
+def dedup_vectors(n: int, d: int, n_base: int, seed: int = 0) -> np.ndarray:
+    """``n`` unit float32 vectors (n x d, built in place, no float64 temporaries): ``n_base`` random directions
+    (n_base >= n: all distinct) plus small noise, in random order, so about n - n_base rows are near-duplicates."""
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((min(n_base, n), d), dtype=np.float32)
+    x = np.empty((n, d), dtype=np.float32)
+    for start in range(0, n, 8192):
+        stop = min(start + 8192, n)
+        x[start:stop] = base[rng.integers(0, len(base), stop - start)] if n_base < n else base[start:stop]
+        x[start:stop] += 0.02 * rng.standard_normal((stop - start, d), dtype=np.float32)
+        x[start:stop] /= np.linalg.norm(x[start:stop], axis=1, keepdims=True)
+    return x
+
+
+def run_semdedup(n: int, d: int, n_base: int, block: int, seed: int = 0) -> dict:
+    """climb.dedup.semdedup on one cluster of ``n`` rows (the dedup rule's function, CPU), its vectors given up."""
+    from climb.dedup import semdedup
+
+    rep, _ = semdedup(dedup_vectors(n, d, n_base, seed), 0.95, block, "cpu", overwrite=True)
+    return {"kept": int((rep < 0).sum())}
+
+
+def run_blocked_product(n: int, d: int, n_base: int, block: int, seed: int = 0, last_blocks: int = 0) -> dict:
+    """The bare comparison: each block of ``block`` rows times every earlier row (one matrix product a block, the
+    whole lower triangle), keeping only each row's best similarity. ``last_blocks`` > 0: only the last ones (their
+    block x n products are its peak memory; the memory probe needs no more)."""
+    x = dedup_vectors(n, d, n_base, seed)
+    best = np.empty(n, dtype=np.float32)
+    first = max(block, n - last_blocks * block) // block * block if last_blocks else block
+    for start in range(first, n, block):
+        best[start:start + block] = (x[start:start + block] @ x[:start].T).max(axis=1)
+    return {"pairs": n * (n - 1) // 2}
+
+
+def dedup(size: str, tmp: Path) -> ItemResult:
+    """Semantic dedup of one cluster on the CPU (climb.dedup.semdedup, block 1024): pairs/s on an all-distinct
+    cluster (every row compared with every earlier kept row) against a bare blocked matrix product of the same pairs;
+    peak memory beyond the cluster's vectors at 1x and 4x cluster size (a near-duplicate-rich cluster), against the
+    bare blocked product, whose block x n similarity rows grow with the cluster."""
+    import threadpoolctl
+
+    n, n_mem, d, block = {"tiny": (4_000, 4_000, 64, 256), "small": (20_000, 25_000, 384, 1024),
+                          "full": (100_000, 100_000, 384, 1024)}[size]
+    with threadpoolctl.threadpool_limits(THREADS):
+        ours, s_ours = timed(run_semdedup, n, d, n, block)
+        _, s_bare = timed(run_blocked_product, n, d, n, block)
+    pairs = n * (n - 1) // 2  # all distinct: every row is kept, so each row meets every earlier row once
+    pps_ours, pps_bare = pairs / s_ours, pairs / s_bare
+    rows = [Row(f"dedup pairs/s on CPU ({THREADS} threads), {n:,}-document cluster, d={d}: semdedup vs bare "
+                f"blocked matrix product", f"{pps_ours:.3g}", f"{pps_bare:.3g}", ratio(pps_ours, pps_bare), "", None,
+                f"{s_ours:.1f} s vs {s_bare:.1f} s for {pairs:,} pairs; {ours['kept']:,} kept")]
+    details: dict = {"n": n, "d": d, "block": block, "pairs": pairs, "seconds": {"ours": s_ours, "bare": s_bare},
+                     "memory": {}}
+    n_base = max(1, n_mem // 50)  # ~98% near-duplicates: compute grows with n x kept, not n^2
+    for factor in (1, 4):
+        m = n_mem * factor
+        vectors_mb = m * d * 4 / 2**20
+        entry = {"rows": m, "vectors_mb": round(vectors_mb, 1)}
+        for name, fn in (("ours", "run_semdedup"), ("bare", "run_blocked_product")):
+            kwargs = {"n": m, "d": d, "n_base": n_base, "block": block, **({"last_blocks": 4} if name == "bare" else {})}
+            probe = peak_rss("climb.bench.items", fn, kwargs, ["numpy", "climb.dedup"])
+            entry[name] = {**probe, "beyond_vectors_mb": round(probe["peak_anon_mb"] - vectors_mb, 1)}
+        details["memory"][factor] = entry
+    mem = details["memory"]
+    for name, label in (("ours", "semdedup"), ("bare", "bare blocked product")):
+        one, four = mem[1][name]["beyond_vectors_mb"], mem[4][name]["beyond_vectors_mb"]
+        r = ratio(max(four, 1.0), max(one, 1.0))
+        rows.append(Row(f"dedup peak anonymous MB beyond the vectors (imports included), 4x vs 1x cluster ({n_mem:,} -> {4 * n_mem:,} rows, "
+                        f"block {block}): {label}", round(four, 1), round(one, 1), r,
+                        "<= 1.2" if name == "ours" else "", (r is not None and r <= 1.2) if name == "ours" else None,
+                        f"vectors {mem[1]['vectors_mb']} / {mem[4]['vectors_mb']} MB; peak anonymous RSS "
+                        f"{round(mem[1][name]['peak_anon_mb'])} / {round(mem[4][name]['peak_anon_mb'])} MB"))
+    return ItemResult("dedup", rows=rows, details=details)
+
+
 ITEMS = {"embed": embed, "kmeans": kmeans, "proxy": proxy, "predictor": predictor, "search": search, "dag": dag,
-         "end_to_end": end_to_end, "memory": memory, "quality": quality, "outcome": outcome,
+         "end_to_end": end_to_end, "memory": memory, "quality": quality, "outcome": outcome, "dedup": dedup,
          "realtext": realtext}
