@@ -70,6 +70,7 @@ rule validation_table:
         seeds=config["validation"]["seeds"],
         target=get_validation_target(),
         model=get_target_model_settings(),
+        proxy_tokens=config["proxy"]["tokens"],
         seed=config["seed"],
     log:
         "results/logs/validation/table.log",

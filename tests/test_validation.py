@@ -11,7 +11,15 @@ import yaml
 
 from climb.evaluate import build_heldout_tasks
 from climb.io import read_json, write_json
-from climb.validation import ValidationError, summarize, target_model_seed, target_model_settings, validation_table
+from climb.validation import (
+    ValidationError,
+    paired_difference,
+    proxy_compute,
+    summarize,
+    target_model_seed,
+    target_model_settings,
+    validation_table,
+)
 from tests.conftest import CI_CONFIG, job_counts, snakemake
 
 HELDOUT = {"topic": "web", "max_docs": 100, "max_chars": 1500, "mc_items": 100, "mc_choices": 4,
@@ -83,6 +91,24 @@ def test_summary_counts_a_win_only_beyond_the_seed_std():
         summarize(["climb", "regmix"], scores, TASKS)
 
 
+def test_paired_difference_to_climb_has_a_t_interval():
+    # random: worse than climb on every seed by 0.02 +- 0.01; the seeds' spread is large, the pairing removes it
+    scores = {"climb": [_report(2.00, 0.3), _report(2.30, 0.3), _report(1.80, 0.3)],
+              "random": [_report(2.03, 0.3), _report(2.34, 0.3), _report(1.83, 0.3)]}
+    paired = summarize(["climb", "random"], scores, TASKS)["climb_vs"]["random"]["paired"]
+    d = [0.015, 0.02, 0.015]  # objective = (-bpb + acc) / 2, so a bpb gap g is g / 2
+    assert paired["mean"] == pytest.approx(sum(d) / 3)
+    assert paired["n"] == 3 and paired["se"] == pytest.approx(0.0016667, rel=1e-3)
+    lo, hi = paired["ci"]
+    assert 0 < lo < paired["mean"] < hi  # significant although the unpaired seed std (0.1) dwarfs the margin
+    assert hi - lo == pytest.approx(2 * 4.302653 * paired["se"], rel=1e-5)  # t(0.975, 2 df)
+    one = paired_difference([1.0], [0.5])
+    assert one["mean"] == 0.5 and one["ci"] == [None, None]
+    assert proxy_compute({"n_evaluated": 14}, 1000) == {"proxies": 14, "proxy_tokens": 14000}
+    assert proxy_compute({"proxies": 2, "n_evaluated": 0}, 1000)["proxies"] == 2
+    assert proxy_compute({"weights": {}}, 1000)["proxies"] == 0
+
+
 def test_target_model_settings_name_a_bad_key():
     proxy = yaml.safe_load(CI_CONFIG.read_text())["proxy"]
     proxy = {"preset": "tiny", "seq_len": 64, "batch_size": 16, "micro_batch_size": 16, "tokens": 1000, **proxy}
@@ -104,13 +130,16 @@ def test_table_files_have_one_row_per_strategy(tmp_path):
             scores.append(str(tmp_path / f"{s}-{seed}.json"))
     out = {k: str(tmp_path / f"table.{k}") for k in ("csv", "seeds", "md", "html", "json")}
     validation_table(STRATEGIES, 3, scores, mixtures, "general", {"preset": "small", "tokens": 1000}, 1, out["csv"],
-                     out["seeds"], out["md"], out["html"], out["json"])
+                     out["seeds"], out["md"], out["html"], out["json"], proxy_tokens=500)
     rows = _csv(out["csv"])
     assert [r["strategy"] for r in rows] == STRATEGIES
     assert float(rows[0]["objective_mean"]) == pytest.approx((-2.001 + 0.25) / 2)
     assert len(_csv(out["seeds"])) == 15
     md = Path(out["md"]).read_text()
-    assert md.count("\n| CLIMB |") == 2 and "| RegMix (one-shot) | +0.0050 |" in md
+    assert md.count("\n| CLIMB |") == 3 and "| RegMix (one-shot) | +0.0050 |" in md
+    # every seed of regmix is 0.01 bpb worse: a paired difference of exactly +0.0050 with a zero-width interval
+    assert "| yes | +0.0050 [+0.0050, +0.0050] |" in md
+    assert read_json(out["json"])["compute"]["climb"] == {"proxies": 0, "proxy_tokens": 0}
     assert "<td>CLIMB</td>" in Path(out["html"]).read_text()
     with pytest.raises(ValidationError, match="expected 5 x 2 score files"):
         validation_table(STRATEGIES, 2, scores, mixtures, "general", {"preset": "small", "tokens": 1000}, 1,
