@@ -82,6 +82,17 @@ def group_dro_update(state: DomainWeights, excess_sum: np.ndarray, tokens: np.nd
     return DomainWeights(w, average, scores, updates, [*state.history, w.tolist()])
 
 
+def write_reference_mixture(prior_path: str, out_path: str) -> dict:
+    """The reference proxy's mixture: the natural one (the token shares of ``results/tokens/prior.json``)."""
+    from climb.search.pipeline import read_prior, weights_to_json
+
+    prior = read_prior(prior_path)
+    data = {"weights": weights_to_json(prior, prior.share), "source": "doremi-reference", "mixture": "natural"}
+    write_json(out_path, data)
+    log.info("DoReMi reference mixture (natural): %s", data["weights"])
+    return data
+
+
 def write_doremi_mixture(training_path: str, reference_training_path: str, target: str, out_path: str) -> dict:
     """``final_mixture.json`` of strategy doremi (same format as the search's): the DRO proxy's average domain
     weights, with the two proxies it cost."""

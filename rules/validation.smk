@@ -18,7 +18,7 @@ rule train_target_model:
         settings=get_target_model_settings(),
         seed=get_target_model_seed,
     wildcard_constraints:
-        strategy="climb|regmix|random|natural|uniform",
+        strategy="climb|regmix|random|natural|uniform|doremi",
         s=r"\d+",
     threads: config["proxy"]["threads"]
     log:
@@ -42,7 +42,7 @@ rule evaluate_target_model:
         tasks=config["validation"]["tasks"],
         seed=config["seed"],
     wildcard_constraints:
-        strategy="climb|regmix|random|natural|uniform",
+        strategy="climb|regmix|random|natural|uniform|doremi",
         s=r"\d+",
     threads: config["proxy"]["threads"]
     log:

@@ -25,6 +25,8 @@ from tests.conftest import CI_CONFIG, job_counts, snakemake
 HELDOUT = {"topic": "web", "max_docs": 100, "max_chars": 1500, "mc_items": 100, "mc_choices": 4,
            "context_chars": 120, "continuation_chars": 60, "validation_fraction": 0.5}
 STRATEGIES = ["climb", "regmix", "random", "natural", "uniform"]
+# the test config's run compares these (doremi trains its own two proxies; uniform is left out of it)
+PIPELINE_STRATEGIES = yaml.safe_load(CI_CONFIG.read_text())["validation"]["strategies"]
 TASKS = [{"task": "climb_validation_bpb", "metric": "bits_per_byte", "weight": 1.0, "higher_is_better": False},
          {"task": "climb_validation_mc", "metric": "acc", "weight": 1.0, "higher_is_better": True}]
 
@@ -154,19 +156,24 @@ def test_pipeline_validation_table_shape(pipeline):
     seeds = config["validation"]["seeds"]
     results = pipeline / "results" / "validation"
     rows = _csv(results / "validation_table.csv")
-    assert [r["strategy"] for r in rows] == STRATEGIES
+    assert [r["strategy"] for r in rows] == PIPELINE_STRATEGIES
     columns = ["climb_validation_bpb/bits_per_byte", "climb_validation_mc/acc", "objective"]
     assert list(rows[0]) == ["strategy", "seeds", *[f"{c}_{k}" for c in columns for k in ("mean", "std")]]
     assert all(int(r["seeds"]) == seeds for r in rows)
     assert all(0 < float(r["climb_validation_bpb/bits_per_byte_mean"]) < 10 for r in rows)
-    assert len(_csv(results / "validation_seeds.csv")) == seeds * len(STRATEGIES)
+    assert len(_csv(results / "validation_seeds.csv")) == seeds * len(PIPELINE_STRATEGIES)
     md = (results / "validation_table.md").read_text()
-    assert all(f"| {label} |" in md for label in ("CLIMB", "RegMix (one-shot)", "Best random", "Uniform"))
+    assert all(f"| {label} |" in md for label in ("CLIMB", "RegMix (one-shot)", "Best random", "DoReMi"))
+    # the paired per-seed difference to CLIMB and the proxy compute: doremi spent 2 proxies, climb the search's
+    assert "95% t-interval" in md
+    compute = read_json(results / "validation.json")["compute"]
+    assert compute["doremi"]["proxies"] == 2 and compute["natural"]["proxies"] == 0
+    assert compute["climb"]["proxies"] == compute["regmix"]["proxies"] == sum(config["search"]["rounds"])
     assert "validation" in (pipeline / "results" / "report" / "validation.html").read_text().lower()
     summary = read_json(results / "validation.json")
-    assert set(summary["climb_vs"]) == set(STRATEGIES) - {"climb"}
+    assert set(summary["climb_vs"]) == set(PIPELINE_STRATEGIES) - {"climb"}
     # Each strategy's target models were trained on that strategy's final mixture, with distinct seeds.
-    for s in STRATEGIES:
+    for s in PIPELINE_STRATEGIES:
         final = read_json(pipeline / "results" / "search" / "general" / s / "final_mixture.json")["weights"]
         trainings = [read_json(results / s / f"seed{k}" / "training.json") for k in range(seeds)]
         for t in trainings:
@@ -195,9 +202,11 @@ def test_validate_is_one_target_that_trains_no_proxy_twice(pipeline, tmp_path):
     config = yaml.safe_load(CI_CONFIG.read_text())
     rounds, seeds = config["search"]["rounds"], config["validation"]["seeds"]
     counts = job_counts(snakemake(tmp_path, "-n", "validate").stdout)
-    assert counts["train_proxy"] == sum(rounds) + sum(rounds[1:])
-    assert counts["train_target_model"] == counts["evaluate_target_model"] == len(STRATEGIES) * seeds
-    assert counts["final_mixture"] == len(STRATEGIES) and counts["validation_table"] == 1
+    # doremi: its reference proxy (rule train_proxy) and its DRO proxy, once for every target
+    assert counts["train_proxy"] == sum(rounds) + sum(rounds[1:]) + 1
+    assert counts["train_doremi_proxy"] == counts["doremi_final_mixture"] == 1
+    assert counts["train_target_model"] == counts["evaluate_target_model"] == len(PIPELINE_STRATEGIES) * seeds
+    assert counts["final_mixture"] == len(PIPELINE_STRATEGIES) - 1 and counts["validation_table"] == 1
 
 
 @pytest.mark.parametrize(("supported", "climb_value", "outcome"), [
