@@ -1,7 +1,8 @@
 """Mixture validation, the paper's Table 1 protocol: target models trained on each strategy's final mixture.
 
 For every strategy (CLIMB's final mixture and the baselines the search stage builds: RegMix's one-shot
-prediction, the best random pool mixture, the natural token-share prior, uniform weights) and every seed, a
+prediction, the best random pool mixture, the natural token-share prior, uniform weights, DoReMi's averaged
+Group DRO weights) and every seed, a
 target model — larger than the proxies, trained by the proxies' own code (:func:`climb.proxy.train_proxy`) — is
 scored by :func:`climb.evaluate.evaluate_proxy` on held-out tasks the search never saw. This module derives the
 target model's settings and seeds, and writes the table: per task metric and the held-out objective, mean ± std
