@@ -93,9 +93,11 @@ def write_reference_mixture(prior_path: str, out_path: str) -> dict:
     return data
 
 
-def write_doremi_mixture(training_path: str, reference_training_path: str, target: str, out_path: str) -> dict:
+def write_doremi_mixture(training_path: str, reference_training_path: str, target: str, out_path: str,
+                         prior_path: str | None = None) -> dict:
     """``final_mixture.json`` of strategy doremi (same format as the search's): the DRO proxy's average domain
-    weights, with the two proxies it cost."""
+    weights, with the two proxies it cost. With ``prior_path``, every super-cluster of the prior is listed (those
+    without tokens, which DoReMi never saw, at 0), like the other strategies' files."""
     dro = read_json(training_path)
     reference = read_json(reference_training_path)
     info = dro.get("doremi")
@@ -107,6 +109,14 @@ def write_doremi_mixture(training_path: str, reference_training_path: str, targe
     avg = np.where(avg < 0, 0.0, avg)
     avg = avg / avg.sum()
     weights = {str(i): round(float(w), 12) for i, w in zip(ids, avg, strict=True)}
+    if prior_path is not None:
+        from climb.search.pipeline import read_prior
+
+        names = read_prior(prior_path).names
+        unknown = sorted(set(weights) - set(names), key=int)
+        if unknown:
+            raise ValueError(f"{training_path}: super-clusters {unknown} are not in the prior {prior_path}")
+        weights = {name: weights.get(name, 0.0) for name in names}
     result = {"strategy": "doremi", "target": target, "n_evaluated": 0, "proxies": 2,
               "proxy_tokens_trained": int(dro["tokens"]) + int(reference["tokens"]), "weights": weights, "predicted": None,
               "doremi": {"step_size": info["step_size"], "smoothing": info["smoothing"], "updates": info["updates"],

@@ -198,6 +198,7 @@ rule doremi_final_mixture:
     input:
         dro="results/search/doremi/dro/training.json",
         reference="results/search/doremi/reference/training.json",
+        prior="results/tokens/prior.json",
     output:
         "results/search/{target}/doremi/final_mixture.json",
     localrule: True

@@ -72,6 +72,13 @@ def test_domain_weights_move_to_the_domain_with_the_larger_excess_loss(two_domai
     assert out["proxies"] == 2 and out["strategy"] == "doremi"
     assert out["weights"][str(specialist)] == pytest.approx(info["average"][specialist])
     assert sum(out["weights"].values()) == pytest.approx(1.0)
+    # with the prior: every super-cluster listed, in the prior's order, one without tokens at 0
+    from climb.io import write_json
+
+    write_json(tmp_path / "prior.json", {"prior": {"0": 0.5, "1": 0.4, "2": 0.1}})
+    full = write_doremi_mixture(str(tmp_path / "dro.training.json"), str(tmp_path / "ref.json"), "general",
+                                str(tmp_path / "final_full.json"), prior_path=str(tmp_path / "prior.json"))
+    assert list(full["weights"]) == ["0", "1", "2"] and full["weights"]["2"] == 0.0
 
 
 def test_same_seed_same_domain_weights(two_domains, tmp_path):
