@@ -134,16 +134,6 @@ def get_tokenizer_inputs(wildcards):
     return get_fit_corpus(wildcards)
 
 
-def get_proxy_result_settings():
-    """`proxy` without its runtime keys (x-effect: runtime in the schema): a rule's params, so that changing how a
-    job runs reruns nothing; the script adds them back with climb.config.runtime_settings(config, "proxy")."""
-    from climb.config import declared_keys
-
-    runtime = {k.split(".", 1)[1] for k, d in declared_keys().items()
-               if k.startswith("proxy.") and k.count(".") == 1 and d["x-effect"] == "runtime"}
-    return {k: v for k, v in config["proxy"].items() if k not in runtime}
-
-
 def get_proxy_output(path):
     """A proxy folder, marked temp() when proxies are deleted once all their scores exist."""
     return temp(directory(path)) if config["proxy"]["delete_after_scoring"] else directory(path)

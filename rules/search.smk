@@ -180,7 +180,7 @@ rule train_doremi_proxy:
     params:
         bins=get_all("results/tokens/{shard}.bin"),
         index=get_all("results/tokens/{shard}.idx.parquet"),
-        settings=get_proxy_result_settings(),
+        settings=get_result_settings("proxy"),
         doremi={"step_size": config["doremi"]["step_size"], "smoothing": config["doremi"]["smoothing"]},
         seed=config["seed"],
     threads: config["proxy"]["threads"]
