@@ -176,7 +176,10 @@ def render_markdown(summary: dict, mixtures: dict[str, dict], target: str, model
     """The table (per task metric, objective; mean ± std over seeds), CLIMB's margins and each strategy's weights."""
     tasks, columns = summary["tasks"], summary["columns"]
     strategies = list(summary["strategies"])
+    compute = summary.get("compute")
     header = ["Strategy", *[f"{c} {_arrow(t)}" for c, t in zip(columns, tasks, strict=True)], "Objective (weighted average) ↑", "Seeds"]
+    if compute:
+        header.append("Proxy compute (proxies, tokens)")
     lines = [f"# Mixture validation: target `{target}`", "",
              f"Target model: preset `{model['preset']}`, {model['tokens']:,} tokens; mean ± std over seeds, "
              "scored on held-out tasks the search never saw.", "",
@@ -184,6 +187,9 @@ def render_markdown(summary: dict, mixtures: dict[str, dict], target: str, model
     for s in strategies:
         row = summary["strategies"][s]
         cells = [LABELS.get(s, s), *[_cell(row[c]) for c in columns], _cell(row["objective"]), str(row["seeds"])]
+        if compute:
+            cells.append(f"{compute[s]['proxies']} × {compute[s]['proxy_tokens'] // max(1, compute[s]['proxies']):,}"
+                         if compute[s]["proxies"] else "0")
         lines.append("| " + " | ".join(cells) + " |")
     if summary["climb_vs"]:
         lines += ["", "| CLIMB vs | Objective margin | Larger seed std | CLIMB wins | Paired per-seed difference "
@@ -200,13 +206,9 @@ def render_markdown(summary: dict, mixtures: dict[str, dict], target: str, model
             if check["contradicted"] else check["outcome"]
         lines += ["", f"Search verdict on the CLIMB mixture: {state}; against natural in validation: {flag} "
                   f"(margin {check['margin_vs_natural']:+.4f}, larger seed std {check['seed_std']:.4f})."]
-    if summary.get("compute"):
-        lines += ["", "Proxy compute per strategy (proxies trained for the final mixture; DoReMi trains two, CLIMB, "
-                  "RegMix and best random the search's budget):", "", "| Strategy | Proxies | Proxy tokens |",
-                  "|---|---:|---:|"]
-        for s in strategies:
-            c = summary["compute"][s]
-            lines.append(f"| {LABELS.get(s, s)} | {c['proxies']} | {c['proxy_tokens']:,} |")
+    if compute:
+        lines += ["", "Proxy compute: the proxies each strategy trained for its final mixture × tokens per proxy (DoReMi "
+                  "trains two; CLIMB, RegMix and best random the search's budget; natural and uniform none)."]
     ids = sorted({i for m in mixtures.values() for i in m["weights"]}, key=int)
     lines += ["", "Mixture weights per super-cluster:", "",
               "| Strategy | " + " | ".join(f"sc{int(i):02d}" for i in ids) + " |",

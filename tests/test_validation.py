@@ -125,7 +125,8 @@ def test_target_model_settings_name_a_bad_key():
 def test_table_files_have_one_row_per_strategy(tmp_path):
     scores, mixtures = [], []
     for k, s in enumerate(STRATEGIES):
-        write_json(tmp_path / f"{s}.json", {"weights": {"0": 0.5, "1": 0.5 - 0.1 * k / 4, "3": 0.1 * k / 4}})
+        write_json(tmp_path / f"{s}.json", {"weights": {"0": 0.5, "1": 0.5 - 0.1 * k / 4, "3": 0.1 * k / 4},
+                                            **({"n_evaluated": 14} if s == "climb" else {})})
         mixtures.append(str(tmp_path / f"{s}.json"))
         for seed in range(3):
             write_json(tmp_path / f"{s}-{seed}.json", _report(2.0 + 0.01 * k + 0.001 * seed, 0.25))
@@ -138,10 +139,11 @@ def test_table_files_have_one_row_per_strategy(tmp_path):
     assert float(rows[0]["objective_mean"]) == pytest.approx((-2.001 + 0.25) / 2)
     assert len(_csv(out["seeds"])) == 15
     md = Path(out["md"]).read_text()
-    assert md.count("\n| CLIMB |") == 3 and "| RegMix (one-shot) | +0.0050 |" in md
+    assert md.count("\n| CLIMB |") == 2 and "| RegMix (one-shot) | +0.0050 |" in md
+    assert "| 3 | 14 × 500 |" in md and "| 3 | 0 |" in md  # climb: 14 proxies of 500 tokens; the others none
     # every seed of regmix is 0.01 bpb worse: a paired difference of exactly +0.0050 with a zero-width interval
     assert "| yes | +0.0050 [+0.0050, +0.0050] |" in md
-    assert read_json(out["json"])["compute"]["climb"] == {"proxies": 0, "proxy_tokens": 0}
+    assert read_json(out["json"])["compute"]["climb"] == {"proxies": 14, "proxy_tokens": 7000}
     assert "<td>CLIMB</td>" in Path(out["html"]).read_text()
     with pytest.raises(ValidationError, match="expected 5 x 2 score files"):
         validation_table(STRATEGIES, 2, scores, mixtures, "general", {"preset": "small", "tokens": 1000}, 1,
