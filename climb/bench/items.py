@@ -548,11 +548,16 @@ def realtext(size: str, tmp: Path) -> ItemResult:
                     None, "", None, f"failed checks: {', '.join(failed) or 'none'}"
                     + ("; the natural mixture was used instead" if final.get("fallback") else "")))
     wins = []
-    for other in ("natural", "regmix", "random", "uniform"):
+    for other in ("natural", "regmix", "random", "uniform", "doremi"):
         c = summary["climb_vs"].get(other)
         if c is not None:
+            paired = c.get("paired") or {}
+            lo, hi = paired.get("ci", [None, None])
+            interval = "" if lo is None else f"; paired per-seed difference 95% interval [{lo:+.4f}, {hi:+.4f}]"
+            proxies = summary.get("compute", {}).get(other, {}).get("proxies")
             rows.append(Row(f"CLIMB - {other}: validated objective margin", round(c["margin"], 4), None, None,
-                            "> seed std", c["climb_wins"], f"larger seed std {c['seed_std']:.4f}"))
+                            "> seed std", c["climb_wins"], f"larger seed std {c['seed_std']:.4f}{interval}"
+                            + ("" if proxies is None else f"; {other} trained {proxies} proxies")))
             if other in ("natural", "regmix"):
                 wins.append(c["climb_wins"])
     met = bool(final.get("supported")) and len(wins) == 2 and all(wins)
