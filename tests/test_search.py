@@ -238,3 +238,15 @@ def test_regmix_never_returns_an_evaluated_mixture():
 def test_regmix_settings_are_checked():
     with pytest.raises(ValueError, match="regmix_topk"):
         SearchSettings(regmix_candidates=10, regmix_topk=11)
+
+
+def test_regmix_regressor_is_lightgbm_whatever_the_predictor_kind():
+    from dataclasses import replace
+
+    obj = planted_objective(2, n_domains=6)
+    settings = SearchSettings(rounds=(12, 6), candidates=500, regmix_candidates=2000, regmix_topk=20)
+    settings = replace(settings, predictor=replace(settings.predictor, kind="linear"))
+    regmix = run_search(obj.evaluator(np.random.default_rng(0)), obj.prior, settings, "regmix", seed=1)
+    climb = run_search(obj.evaluator(np.random.default_rng(0)), obj.prior, settings, "climb", seed=1)
+    assert [p.kind for p in regmix.predictors] == ["trees"]
+    assert {p.kind for p in climb.predictors} == {"linear"}

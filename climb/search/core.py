@@ -8,7 +8,7 @@ is how the simulated-objective benchmark runs without training anything.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -265,7 +265,9 @@ def run_search(evaluator: Evaluator, prior: Prior, settings: SearchSettings, str
         best = int(np.argmax(scores))
         return SearchResult(strategy, evaluated[best], float(scores[best]), evaluated, scores, round_of, [])
 
-    predictors = [fit_predictor(evaluated, scores, settings.predictor, seed, cross_validate)]
+    # RegMix's regressor is LightGBM whatever search.predictor.kind says (the paper's and its notebook's choice)
+    predictor_settings = replace(settings.predictor, kind="trees") if strategy == "regmix" else settings.predictor
+    predictors = [fit_predictor(evaluated, scores, predictor_settings, seed, cross_validate)]
     if strategy == "climb":
         for r in range(1, len(settings.rounds)):
             chosen, _ = propose_round(prior, settings, predictors[-1], evaluated, scores, r, seed)

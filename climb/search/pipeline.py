@@ -251,7 +251,9 @@ def split_proposal(proposals_path: str, index: int, out_path: str) -> None:
 
 def fit_regmix_predictor(prior_path: str, weights_paths: Sequence[str], score_paths: Sequence[str],
                          search: dict[str, Any], seed: int, model_path: str, summary_path: str) -> dict:
-    """RegMix: one predictor on the first sum(rounds) pool mixtures."""
+    """RegMix: one LightGBM predictor on the first sum(rounds) pool mixtures (LightGBM whatever
+    search.predictor.kind says: RegMix's regressor)."""
+    search = {**search, "predictor": {**search.get("predictor", {}), "kind": "trees"}}
     return fit_round_predictor(prior_path, weights_paths, score_paths, search, seed, 1, model_path, summary_path)
 
 
