@@ -14,6 +14,13 @@ Several processes run through ``torchrun`` (NCCL on GPUs, gloo on CPU) with Dist
 Checkpoints every N steps go to ``{proxy}.ckpt/`` beside the output (not an output, so Snakemake keeps it
 when a job is killed); a restarted job resumes from it and deletes it once the proxy is saved.
 
+Domain-weight hook (DoReMi, :mod:`climb.doremi`): with ``doremi`` in the job's arguments (a trained reference
+proxy, a step size and a smoothing), every step first scores its batch without gradients — the per-token losses
+of this proxy and of the reference — and updates the Group DRO domain weights from the clipped excess losses;
+the step's loss is then the per-token loss weighted by its domain's new weight, normalised over the batch
+(DoReMi's order: update, then the reweighted loss). The batches are the mixture's as usual; ``training.json``
+gets a ``doremi`` record with the weights after every step and their average.
+
 A non-finite training loss (NaN or inf: the proxy diverged) is checked every step, before the optimizer
 step. ``proxy.on_nonfinite_loss: fail`` (the default) stops the job with an error naming the mixture folder
 and the step. ``skip`` records the mixture as failed instead: ``training.json`` (and the ``proxy`` folder, which
@@ -209,6 +216,8 @@ def build_model(settings: dict, vocab_size: int, seed: int) -> Any:
 def _fingerprint(args: dict) -> str:
     # The data do not depend on the number of processes, so a job may resume with a different count.
     keys = ("weights", "settings", "seed", "idx_paths", "superclusters_path", "filter_paths")
+    if args.get("doremi"):  # only then, so that checkpoints of ordinary proxies stay valid
+        keys = (*keys, "doremi")
     blob = json.dumps({k: args.get(k) for k in keys} | {"settings": {k: v for k, v in args["settings"].items()
                                                                      if k not in RESUMABLE_CHANGES}}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -273,6 +282,7 @@ def _train(args: dict, settings: dict, world: int, rank: int, device: Any, use_c
     history: dict[str, list] = {"step": [], "loss": [], "lr": []}
     seen = {str(s): 0 for s in weights}
     start = 0
+    dro = _DomainWeightHook(args["doremi"], sampler.ids, device, use_cuda) if args.get("doremi") else None
     ckpt = checkpoint_dir(args["out_dir"])
     state_file = ckpt / "state.pt"
     fingerprint = _fingerprint(args)
@@ -282,6 +292,8 @@ def _train(args: dict, settings: dict, world: int, rank: int, device: Any, use_c
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             start, history, seen = state["step"], state["history"], state["seen"]
+            if dro is not None:
+                dro.load(state["doremi"])
             log.info("resumed from checkpoint %s at step %d of %d", state_file, start, n_steps)
         else:
             log.warning("checkpoint %s belongs to other settings or weights; starting from scratch", state_file)
@@ -300,13 +312,19 @@ def _train(args: dict, settings: dict, world: int, rank: int, device: Any, use_c
         for s, c in zip(*np.unique(domains, return_counts=True), strict=True):
             seen[str(int(s))] += int(c) * seq_len
         local = torch.from_numpy(seqs[rank * per_rank : (rank + 1) * per_rank]).to(device)
+        local_domains = domains[rank * per_rank : (rank + 1) * per_rank]
+        if dro is not None:  # score the batch, update the domain weights, then the reweighted loss below
+            dro.update(model, local, local_domains, domains, micro, world)
         total = torch.zeros((), device=device)
         for m in range(n_micro):
             x = local[m * micro : (m + 1) * micro]
             sync = m == n_micro - 1 or world == 1
             ctx = ddp.no_sync() if not sync else _nullcontext()
             with ctx, torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_cuda):
-                loss = ddp(input_ids=x, labels=x).loss / n_micro
+                if dro is None:
+                    loss = ddp(input_ids=x, labels=x).loss / n_micro
+                else:
+                    loss = dro.loss(ddp, x, local_domains[m * micro : (m + 1) * micro], world)
             loss.backward()
             total += loss.detach().float()
         if world > 1:  # every rank sees the same mean loss, so every rank takes the same decision below
@@ -337,7 +355,8 @@ def _train(args: dict, settings: dict, world: int, rank: int, device: Any, use_c
                 ckpt.mkdir(parents=True, exist_ok=True)
                 with atomic_path(state_file) as tmp:
                     torch.save({"fingerprint": fingerprint, "step": step + 1, "model": model.state_dict(),
-                                "optimizer": optimizer.state_dict(), "history": history, "seen": seen}, tmp)
+                                "optimizer": optimizer.state_dict(), "history": history, "seen": seen,
+                                "doremi": dro.state() if dro is not None else None}, tmp)
             if world > 1:
                 dist.barrier()
     seconds = time.perf_counter() - t0
@@ -355,6 +374,8 @@ def _train(args: dict, settings: dict, world: int, rank: int, device: Any, use_c
         }
         if failed is not None:
             report["failed"] = failed
+        if dro is not None:
+            report["doremi"] = dro.report()
         if Path(args["out_dir"]).is_dir():  # a folder cannot be renamed over a non-empty one
             shutil.rmtree(args["out_dir"])
         with atomic_path(args["out_dir"]) as tmp:
@@ -373,6 +394,84 @@ def _train(args: dict, settings: dict, world: int, rank: int, device: Any, use_c
         dist.barrier()
 
 
+class _DomainWeightHook:
+    """DoReMi's Group DRO on the proxy's batches (see the module docstring and :mod:`climb.doremi`)."""
+
+    def __init__(self, spec: dict, domain_ids: list[int], device: Any, use_cuda: bool):
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from climb.doremi import DomainWeights
+
+        self.spec = spec
+        self.ids = [int(i) for i in domain_ids]
+        self.index = {sc: k for k, sc in enumerate(self.ids)}
+        self.device, self.use_cuda = device, use_cuda
+        self.reference = AutoModelForCausalLM.from_pretrained(spec["reference"], local_files_only=True,
+                                                              dtype=torch.float32).to(device)
+        self.reference.eval()
+        self.state_ = DomainWeights.uniform(len(self.ids))  # DoReMi starts the DRO weights at uniform
+        self.normalizer = 1.0
+
+    def _pertoken(self, model: Any, x: Any) -> Any:
+        import torch.nn.functional as F
+
+        logits = model(input_ids=x).logits[:, :-1].float()
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1),
+                               reduction="none").view(x.shape[0], -1)
+
+    def update(self, model: Any, local: Any, local_domains: np.ndarray, batch_domains: np.ndarray, micro: int,
+               world: int) -> None:
+        """Score this step's batch without gradients (this proxy and the reference), then one Group DRO update."""
+        import torch
+        import torch.distributed as dist
+
+        from climb.doremi import group_dro_update
+
+        k = len(self.ids)
+        excess = torch.zeros(k, dtype=torch.float64, device=self.device)
+        tokens = torch.zeros(k, dtype=torch.float64, device=self.device)
+        dom = torch.from_numpy(np.array([self.index[int(s)] for s in local_domains], dtype=np.int64)).to(self.device)
+        with torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_cuda):
+            for m in range(0, len(local), micro):
+                x = local[m : m + micro]
+                diff = (self._pertoken(model, x) - self._pertoken(self.reference, x)).clamp(min=0)
+                excess.index_add_(0, dom[m : m + micro], diff.sum(dim=1).double())
+                tokens.index_add_(0, dom[m : m + micro],
+                                  torch.full((len(x),), float(diff.shape[1]), dtype=torch.float64, device=self.device))
+        if world > 1:
+            dist.all_reduce(excess)
+            dist.all_reduce(tokens)
+        self.state_ = group_dro_update(self.state_, excess.cpu().numpy(), tokens.cpu().numpy(),
+                                       self.spec["step_size"], self.spec["smoothing"])
+        # the loss's normaliser: the new weights summed over the whole batch's sequences (every rank's)
+        self.normalizer = float(sum(self.state_.weights[self.index[int(s)]] for s in batch_domains))
+
+    def loss(self, ddp: Any, x: Any, domains: np.ndarray, world: int) -> Any:
+        """Per-token loss weighted by its domain's weight, normalised over the batch (DDP averages over ranks)."""
+        import torch
+
+        w = torch.tensor([self.state_.weights[self.index[int(s)]] for s in domains], dtype=torch.float32,
+                         device=self.device)
+        return (self._pertoken(ddp, x).mean(dim=1) * w).sum() * world / self.normalizer
+
+    def state(self) -> dict:
+        return {**self.state_.state(), "normalizer": self.normalizer}
+
+    def load(self, state: dict) -> None:
+        from climb.doremi import DomainWeights
+
+        self.state_ = DomainWeights.from_state(state)
+        self.normalizer = float(state["normalizer"])
+
+    def report(self) -> dict:
+        s = self.state_
+        return {"domains": self.ids, "reference": self.spec["reference"], "step_size": self.spec["step_size"],
+                "smoothing": self.spec["smoothing"], "init": "uniform", "updates": s.updates,
+                "weights": s.weights.tolist(), "average": s.average.tolist(), "scores": s.scores.tolist(),
+                "history": s.history}
+
+
 class _nullcontext:
     def __enter__(self) -> None:
         return None
@@ -383,14 +482,20 @@ class _nullcontext:
 
 def train_proxy(weights_path: str, bin_paths: list[str], idx_paths: list[str], superclusters_path: str,
                 filter_paths: list[str], tokenizer_dir: str, out_dir: str, curve_path: str, settings: dict,
-                seed: int, threads: int = 1) -> None:
-    """Train the proxy of one mixture; several processes through ``torchrun`` when ``settings['nproc'] > 1``."""
+                seed: int, threads: int = 1, doremi: dict | None = None) -> None:
+    """Train the proxy of one mixture; several processes through ``torchrun`` when ``settings['nproc'] > 1``.
+
+    ``doremi``: ``{"reference": <trained reference proxy folder>, "step_size": float, "smoothing": float}`` turns on
+    the domain-weight hook (DoReMi's Group DRO over the mixture's super-clusters)."""
     weights = read_weights(weights_path, supercluster_ids(superclusters_path))
     args = {
         "weights": {str(k): v for k, v in weights.items()}, "bin_paths": list(bin_paths), "idx_paths": list(idx_paths),
         "superclusters_path": superclusters_path, "filter_paths": list(filter_paths), "tokenizer_dir": tokenizer_dir,
         "out_dir": out_dir, "curve_path": curve_path, "settings": settings, "seed": seed, "threads": threads,
     }
+    if doremi is not None:
+        args["doremi"] = {"reference": str(doremi["reference"]), "step_size": float(doremi["step_size"]),
+                          "smoothing": float(doremi["smoothing"])}
     nproc = settings["nproc"]
     if nproc <= 1:
         _worker(args)

@@ -1,11 +1,14 @@
 """Mixture validation, the paper's Table 1 protocol: target models trained on each strategy's final mixture.
 
 For every strategy (CLIMB's final mixture and the baselines the search stage builds: RegMix's one-shot
-prediction, the best random pool mixture, the natural token-share prior, uniform weights) and every seed, a
+prediction, the best random pool mixture, the natural token-share prior, uniform weights, DoReMi's averaged
+Group DRO weights) and every seed, a
 target model — larger than the proxies, trained by the proxies' own code (:func:`climb.proxy.train_proxy`) — is
 scored by :func:`climb.evaluate.evaluate_proxy` on held-out tasks the search never saw. This module derives the
 target model's settings and seeds, and writes the table: per task metric and the held-out objective, mean ± std
-over seeds, as CSV, Markdown and an HTML table for the report, with CLIMB's margin over each other strategy.
+over seeds, as CSV, Markdown and an HTML table for the report, with CLIMB's margin over each other strategy, the
+paired per-seed difference to CLIMB with its 95% t-interval (target model k of every strategy has the same seed),
+and the proxy compute each strategy spent (proxies trained x tokens per proxy).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 import jsonschema
 import numpy as np
+from scipy import stats
 
 from climb.config import load_schema
 from climb.io import atomic_open, read_json, write_json
@@ -33,6 +37,7 @@ LABELS = {
     "random": "Best random",
     "natural": "Natural (token prior)",
     "uniform": "Uniform",
+    "doremi": "DoReMi",
 }
 
 
@@ -69,6 +74,27 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
 
 
+def paired_difference(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> dict[str, Any]:
+    """Mean of the per-seed differences ``a[k] - b[k]`` and its t-interval (None bounds with one seed)."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    if d.ndim != 1 or len(d) == 0:
+        raise ValidationError(f"paired difference needs the same number of seeds on both sides, got {len(a)} and {len(b)}")
+    mean = float(d.mean())
+    if len(d) < 2:
+        return {"mean": mean, "n": 1, "se": None, "ci": [None, None], "level": level}
+    se = float(d.std(ddof=1) / math.sqrt(len(d)))
+    half = float(stats.t.ppf(0.5 + level / 2, len(d) - 1) * se)
+    return {"mean": mean, "n": int(len(d)), "se": se, "ci": [mean - half, mean + half], "level": level}
+
+
+def proxy_compute(mixture: dict[str, Any], proxy_tokens: int) -> dict[str, int]:
+    """Proxies a strategy trained for its final mixture, and their tokens: ``proxies`` when the mixture file says
+    (doremi: its reference and DRO proxies), else the evaluated mixtures it was chosen from (failed ones too: they
+    were trained); natural and uniform train none."""
+    n = mixture.get("proxies", mixture.get("n_evaluated", 0))
+    return {"proxies": int(n), "proxy_tokens": int(n) * int(proxy_tokens)}
+
+
 def summarize(strategies: Sequence[str], scores: dict[str, list[dict]], tasks: Sequence[dict]) -> dict[str, Any]:
     """Mean ± std over seeds per strategy, and CLIMB's objective margin over each other strategy.
 
@@ -98,7 +124,12 @@ def summarize(strategies: Sequence[str], scores: dict[str, list[dict]], tasks: S
             other = rows[strategy]["objective"]
             margin = climb["mean"] - other["mean"]
             noise = max(climb["std"], other["std"])
-            comparisons[strategy] = {"margin": margin, "seed_std": noise, "climb_wins": bool(margin > noise)}
+            if other["values"] and len(other["values"]) == len(climb["values"]):
+                paired = paired_difference(climb["values"], other["values"])
+            else:
+                paired = None
+            comparisons[strategy] = {"margin": margin, "seed_std": noise, "climb_wins": bool(margin > noise),
+                                     "paired": paired}
     return {"tasks": list(tasks), "columns": columns, "strategies": rows, "climb_vs": comparisons}
 
 
@@ -128,6 +159,15 @@ def _cell(stats: dict) -> str:
     return f"{stats['mean']:.4f} ± {stats['std']:.4f}"
 
 
+def _paired_cell(paired: dict | None) -> str:
+    if not paired:
+        return "n/a"
+    lo, hi = paired["ci"]
+    if lo is None:
+        return f"{paired['mean']:+.4f} (1 seed, no interval)"
+    return f"{paired['mean']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+
+
 def _weights_row(mixture: dict, ids: list[str]) -> list[str]:
     return [f"{mixture['weights'].get(i, 0.0):.3f}" for i in ids]
 
@@ -136,7 +176,10 @@ def render_markdown(summary: dict, mixtures: dict[str, dict], target: str, model
     """The table (per task metric, objective; mean ± std over seeds), CLIMB's margins and each strategy's weights."""
     tasks, columns = summary["tasks"], summary["columns"]
     strategies = list(summary["strategies"])
+    compute = summary.get("compute")
     header = ["Strategy", *[f"{c} {_arrow(t)}" for c, t in zip(columns, tasks, strict=True)], "Objective (weighted average) ↑", "Seeds"]
+    if compute:
+        header.append("Proxy compute (proxies, tokens)")
     lines = [f"# Mixture validation: target `{target}`", "",
              f"Target model: preset `{model['preset']}`, {model['tokens']:,} tokens; mean ± std over seeds, "
              "scored on held-out tasks the search never saw.", "",
@@ -144,12 +187,16 @@ def render_markdown(summary: dict, mixtures: dict[str, dict], target: str, model
     for s in strategies:
         row = summary["strategies"][s]
         cells = [LABELS.get(s, s), *[_cell(row[c]) for c in columns], _cell(row["objective"]), str(row["seeds"])]
+        if compute:
+            cells.append(f"{compute[s]['proxies']} × {compute[s]['proxy_tokens'] // max(1, compute[s]['proxies']):,}"
+                         if compute[s]["proxies"] else "0")
         lines.append("| " + " | ".join(cells) + " |")
     if summary["climb_vs"]:
-        lines += ["", "| CLIMB vs | Objective margin | Larger seed std | CLIMB wins |", "|---|---:|---:|---|"]
+        lines += ["", "| CLIMB vs | Objective margin | Larger seed std | CLIMB wins | Paired per-seed difference "
+                  "(CLIMB − strategy), 95% t-interval |", "|---|---:|---:|---|---:|"]
         for s, c in summary["climb_vs"].items():
             lines.append(f"| {LABELS.get(s, s)} | {c['margin']:+.4f} | {c['seed_std']:.4f} | "
-                         f"{'yes' if c['climb_wins'] else 'no'} |")
+                         f"{'yes' if c['climb_wins'] else 'no'} | {_paired_cell(c.get('paired'))} |")
     check = summary.get("verdict")
     if check:
         state = "supported" if check["supported"] else "not supported"
@@ -159,6 +206,9 @@ def render_markdown(summary: dict, mixtures: dict[str, dict], target: str, model
             if check["contradicted"] else check["outcome"]
         lines += ["", f"Search verdict on the CLIMB mixture: {state}; against natural in validation: {flag} "
                   f"(margin {check['margin_vs_natural']:+.4f}, larger seed std {check['seed_std']:.4f})."]
+    if compute:
+        lines += ["", "Proxy compute: the proxies each strategy trained for its final mixture × tokens per proxy (DoReMi "
+                  "trains two; CLIMB, RegMix and best random the search's budget; natural and uniform none)."]
     ids = sorted({i for m in mixtures.values() for i in m["weights"]}, key=int)
     lines += ["", "Mixture weights per super-cluster:", "",
               "| Strategy | " + " | ".join(f"sc{int(i):02d}" for i in ids) + " |",
@@ -216,8 +266,10 @@ def render_html(markdown_text: str) -> str:
 
 def validation_table(strategies: Sequence[str], n_seeds: int, score_paths: Sequence[str], mixture_paths: Sequence[str],
                      target: str, model: dict, seed: int, out_csv: str, out_seeds_csv: str, out_md: str, out_html: str,
-                     out_json: str) -> dict:
-    """Write the validation table from the scores (strategy-major, seed-minor) and the strategies' final mixtures."""
+                     out_json: str, proxy_tokens: int | None = None) -> dict:
+    """Write the validation table from the scores (strategy-major, seed-minor) and the strategies' final mixtures.
+
+    ``proxy_tokens``: tokens per proxy (``proxy.tokens``), for the proxy-compute table; omitted when None."""
     if len(score_paths) != len(strategies) * n_seeds or len(mixture_paths) != len(strategies):
         raise ValidationError(f"expected {len(strategies)} x {n_seeds} score files and {len(strategies)} mixtures, got "
                               f"{len(score_paths)} and {len(mixture_paths)}")
@@ -231,6 +283,8 @@ def validation_table(strategies: Sequence[str], n_seeds: int, score_paths: Seque
     summary = {**summary, "target": target, "model": {"preset": model["preset"], "tokens": model["tokens"]},
                "seeds": seeds, "mixtures": {s: {"path": p, "weights": mixtures[s]["weights"]}
                                            for s, p in zip(strategies, mixture_paths, strict=True)}}
+    if proxy_tokens is not None:
+        summary["compute"] = {s: proxy_compute(mixtures[s], proxy_tokens) for s in strategies}
     text = render_markdown(summary, mixtures, target, model)
     for path, content in ((out_md, text), (out_csv, render_csv(summary)), (out_seeds_csv, render_seeds_csv(summary, seeds))):
         with atomic_open(path, "w", encoding="utf-8") as fh:

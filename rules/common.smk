@@ -287,7 +287,7 @@ def get_final_outputs():
 
 # --- search (rules/search.smk) ---
 
-SEARCH_STRATEGIES = ("climb", "regmix", "random", "natural", "uniform")
+SEARCH_STRATEGIES = ("climb", "regmix", "random", "natural", "uniform", "doremi")
 
 
 def get_search_targets():
@@ -434,14 +434,19 @@ def _search_settings(exclude):
 
 def get_proposal_params(wildcards):
     """Search settings of round r's proposals (rounds after r do not affect it)."""
-    search = _search_settings((*_SEARCH_NOT_PARAMS, "predictor", "final", "final_topk"))
+    search = _search_settings((*_SEARCH_NOT_PARAMS, *_REGMIX_KEYS, "predictor", "final", "final_topk"))
     return {**search, "rounds": config["search"]["rounds"][: int(wildcards.r)]}
+
+
+_REGMIX_KEYS = ("regmix_candidates", "regmix_topk")
 
 
 def get_final_params(wildcards):
     if wildcards.strategy in ("natural", "uniform", "random"):
         return {}
-    search = _search_settings((*_SEARCH_NOT_PARAMS, "predictor"))
+    if wildcards.strategy == "regmix":  # RegMix's simulation reads only its own keys (and the prior, the pool)
+        return {k: config["search"][k] for k in _REGMIX_KEYS}
+    search = _search_settings((*_SEARCH_NOT_PARAMS, *_REGMIX_KEYS, "predictor"))
     if wildcards.strategy == "climb":  # the verdict's thresholds and what an unsupported mixture becomes
         search["signal"] = get_result_settings("search.signal")
     return search

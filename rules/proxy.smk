@@ -3,7 +3,7 @@
 
 
 wildcard_constraints:
-    mixdir=r"(?:pool/mix\d+|pool/replicate\d+|[^/]+/round\d+/mix\d+)",
+    mixdir=r"(?:pool/mix\d+|pool/replicate\d+|[^/]+/round\d+/mix\d+|doremi/reference)",
     target=r"[^/]+",
 
 

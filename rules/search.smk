@@ -143,3 +143,70 @@ rule final_mixture:
         "../envs/cpu.yaml"
     script:
         "../scripts/search_final.py"
+
+
+# DoReMi (climb/doremi.py): a reference proxy on the natural mixture (trained by rule train_proxy, mixdir
+# doremi/reference), then a Group DRO proxy of the same size and token budget; its averaged domain weights are the
+# doremi final mixture of every target (DoReMi does not look at the target).
+
+
+rule doremi_reference_mixture:
+    input:
+        prior="results/tokens/prior.json",
+    output:
+        "results/search/doremi/reference/weights.json",
+    localrule: True
+    log:
+        "results/logs/search/doremi/reference/mixture.log",
+    benchmark:
+        "results/benchmarks/search/doremi/reference/mixture.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/doremi_reference.py"
+
+
+rule train_doremi_proxy:
+    input:
+        weights="results/search/doremi/reference/weights.json",
+        reference="results/search/doremi/reference/proxy",
+        tokens="results/tokens/manifest.json",
+        superclusters="results/clusters/superclusters.json",
+        tokenizer="results/tokenizer",
+        filters=get_filter_lists(),
+    output:
+        proxy=temp(directory("results/search/doremi/dro/proxy")),
+        training="results/search/doremi/dro/training.json",
+    params:
+        bins=get_all("results/tokens/{shard}.bin"),
+        index=get_all("results/tokens/{shard}.idx.parquet"),
+        settings=get_result_settings("proxy"),
+        doremi={"step_size": config["doremi"]["step_size"], "smoothing": config["doremi"]["smoothing"]},
+        seed=config["seed"],
+    threads: config["proxy"]["threads"]
+    log:
+        "results/logs/search/doremi/dro/train_proxy.log",
+    benchmark:
+        "results/benchmarks/search/doremi/dro/train_proxy.tsv"
+    conda:
+        "../envs/gpu.yaml"
+    script:
+        "../scripts/train_doremi_proxy.py"
+
+
+rule doremi_final_mixture:
+    input:
+        dro="results/search/doremi/dro/training.json",
+        reference="results/search/doremi/reference/training.json",
+        prior="results/tokens/prior.json",
+    output:
+        "results/search/{target}/doremi/final_mixture.json",
+    localrule: True
+    log:
+        "results/logs/search/{target}/doremi/final_mixture.log",
+    benchmark:
+        "results/benchmarks/search/{target}/doremi/final_mixture.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/doremi_final.py"

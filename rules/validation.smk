@@ -18,7 +18,7 @@ rule train_target_model:
         settings=get_target_model_settings(),
         seed=get_target_model_seed,
     wildcard_constraints:
-        strategy="climb|regmix|random|natural|uniform",
+        strategy="climb|regmix|random|natural|uniform|doremi",
         s=r"\d+",
     threads: config["proxy"]["threads"]
     resources:
@@ -44,7 +44,7 @@ rule evaluate_target_model:
         tasks=config["validation"]["tasks"],
         seed=config["seed"],
     wildcard_constraints:
-        strategy="climb|regmix|random|natural|uniform",
+        strategy="climb|regmix|random|natural|uniform|doremi",
         s=r"\d+",
     threads: config["proxy"]["threads"]
     resources:
@@ -74,6 +74,7 @@ rule validation_table:
         seeds=config["validation"]["seeds"],
         target=get_validation_target(),
         model=get_target_model_settings(),
+        proxy_tokens=config["proxy"]["tokens"],
         seed=config["seed"],
     log:
         "results/logs/validation/table.log",

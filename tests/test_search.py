@@ -147,10 +147,14 @@ def test_reduced_benchmark_climb_has_lowest_regret(objective):
     else:
         law = mixing_law_objective(shared_data("regmix"))
         objective_for_seed = lambda seed: law  # noqa: E731
-    r = regrets(objective_for_seed, replace(BASE, candidates=5000), ("climb", "regmix", "random"), range(8))
+    finals: dict = {}
+    r = regrets(objective_for_seed, replace(BASE, candidates=5000), ("climb", "regmix", "random"), range(8), finals)
     means = {k: float(v.mean()) for k, v in r.items()}
     print(objective, means)
     assert means["climb"] < means["regmix"] and means["climb"] < means["random"]
+    # RegMix as published: never random's best evaluated mixture, and better than it
+    assert tv_distance(np.stack(finals["regmix"]), np.stack(finals["random"])).min() >= 0.05
+    assert means["regmix"] < means["random"]
 
 
 def test_mixing_law_fit_on_all_regmix_rows():
@@ -179,3 +183,70 @@ def test_planted_optimum_is_at_least_as_good_as_any_sample():
     obj = planted_objective(3)
     samples = np.random.default_rng(0).dirichlet(np.full(21, 0.3), size=5000)
     assert obj.f(samples).max() <= obj.optimum + 1e-9
+
+
+class _Linear:
+    """A stand-in predictor: a fixed linear score of the weights (higher is better)."""
+
+    def __init__(self, coef):
+        self.coef = np.asarray(coef, dtype=float)
+
+    def predict(self, x):
+        return np.asarray(x) @ self.coef
+
+
+def test_regmix_final_is_the_mean_of_the_top_k_simulated_prior_draws(monkeypatch):
+    """RegMix's final step: Dirichlet(alpha = token shares) draws, the top k by prediction, averaged."""
+    import climb.search.core as core
+    from climb.search.core import regmix_candidates, regmix_final
+    from climb.search.sampling import derive_rng
+
+    prior = Prior([f"sc{i}" for i in range(5)], np.array([40, 30, 20, 10, 0], dtype=float))
+    settings = SearchSettings(regmix_candidates=3000, regmix_topk=25)
+    predictor = _Linear([0, 0, 0, 1, 0])  # favours the smallest domain with tokens
+    w, predicted, details = regmix_final(prior, settings, predictor, seed=4)
+    # the same draws by hand: one batch, sorted, top 25 averaged
+    draws = regmix_candidates(prior, 3000, derive_rng(4, "regmix-simulation", "regmix"))
+    assert (draws[:, 4] == 0).all() and np.allclose(draws.sum(axis=1), 1)
+    top = draws[np.argsort(-draws[:, 3], kind="stable")[:25]]
+    np.testing.assert_allclose(w, top.mean(axis=0) / top.mean(axis=0).sum())
+    assert w[3] > 0.5 > prior.share[3]  # moved far towards the favoured domain, away from the prior
+    assert predicted == pytest.approx(w[3])
+    assert details["candidates"] == 3000 and details["topk"] == 25
+    # chunked prediction gives the same mixture as one batch
+    monkeypatch.setattr(core, "REGMIX_CHUNK", 700)
+    w_chunked, _, _ = regmix_final(prior, settings, predictor, seed=4)
+    np.testing.assert_allclose(w_chunked, w)
+    # the simulated draws follow the token shares (RegMix's prior: strength 1, no temperature)
+    np.testing.assert_allclose(draws.mean(axis=0), prior.share, atol=0.02)
+
+
+def test_regmix_never_returns_an_evaluated_mixture():
+    """The old final step broke ties towards the best evaluated mixture, so regmix == random; RegMix's does not."""
+    obj = planted_objective(1, n_domains=8)
+    settings = SearchSettings(rounds=(16, 8, 4), candidates=500, regmix_candidates=20_000, regmix_topk=100)
+    evaluator = obj.evaluator(np.random.default_rng(0))
+    regmix = run_search(evaluator, obj.prior, settings, "regmix", seed=2)
+    random = run_search(obj.evaluator(np.random.default_rng(0)), obj.prior, settings, "random", seed=2)
+    np.testing.assert_array_equal(regmix.evaluated, random.evaluated)  # same pool, same budget
+    assert tv_distance(regmix.evaluated, regmix.weights).min() >= 0.05
+    assert tv_distance(regmix.weights, random.weights) >= 0.05
+    again = run_search(obj.evaluator(np.random.default_rng(0)), obj.prior, settings, "regmix", seed=2)
+    np.testing.assert_array_equal(again.weights, regmix.weights)
+
+
+def test_regmix_settings_are_checked():
+    with pytest.raises(ValueError, match="regmix_topk"):
+        SearchSettings(regmix_candidates=10, regmix_topk=11)
+
+
+def test_regmix_regressor_is_lightgbm_whatever_the_predictor_kind():
+    from dataclasses import replace
+
+    obj = planted_objective(2, n_domains=6)
+    settings = SearchSettings(rounds=(12, 6), candidates=500, regmix_candidates=2000, regmix_topk=20)
+    settings = replace(settings, predictor=replace(settings.predictor, kind="linear"))
+    regmix = run_search(obj.evaluator(np.random.default_rng(0)), obj.prior, settings, "regmix", seed=1)
+    climb = run_search(obj.evaluator(np.random.default_rng(0)), obj.prior, settings, "climb", seed=1)
+    assert [p.kind for p in regmix.predictors] == ["trees"]
+    assert {p.kind for p in climb.predictors} == {"linear"}

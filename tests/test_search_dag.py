@@ -136,4 +136,4 @@ def test_pipeline_search_is_incremental(pipeline_copy):
     assert counts.get("propose_round") == 1
     counts = _dry_counts(pipeline_copy, {**CI_SEARCH, "final": "topk_mean"}, configfile=CI_CONFIG)
     assert "train_proxy" not in counts and "propose_round" not in counts and "fit_round_predictor" not in counts
-    assert counts["final_mixture"] == 2  # climb and regmix
+    assert counts["final_mixture"] == 1  # climb: regmix's final step reads only search.regmix_candidates and regmix_topk

@@ -11,12 +11,22 @@ import yaml
 
 from climb.evaluate import build_heldout_tasks
 from climb.io import read_json, write_json
-from climb.validation import ValidationError, summarize, target_model_seed, target_model_settings, validation_table
+from climb.validation import (
+    ValidationError,
+    paired_difference,
+    proxy_compute,
+    summarize,
+    target_model_seed,
+    target_model_settings,
+    validation_table,
+)
 from tests.conftest import CI_CONFIG, job_counts, snakemake
 
 HELDOUT = {"topic": "web", "max_docs": 100, "max_chars": 1500, "mc_items": 100, "mc_choices": 4,
            "context_chars": 120, "continuation_chars": 60, "validation_fraction": 0.5}
 STRATEGIES = ["climb", "regmix", "random", "natural", "uniform"]
+# the test config's run compares these (doremi trains its own two proxies; uniform is left out of it)
+PIPELINE_STRATEGIES = yaml.safe_load(CI_CONFIG.read_text())["validation"]["strategies"]
 TASKS = [{"task": "climb_validation_bpb", "metric": "bits_per_byte", "weight": 1.0, "higher_is_better": False},
          {"task": "climb_validation_mc", "metric": "acc", "weight": 1.0, "higher_is_better": True}]
 
@@ -83,6 +93,24 @@ def test_summary_counts_a_win_only_beyond_the_seed_std():
         summarize(["climb", "regmix"], scores, TASKS)
 
 
+def test_paired_difference_to_climb_has_a_t_interval():
+    # random: worse than climb on every seed by 0.02 +- 0.01; the seeds' spread is large, the pairing removes it
+    scores = {"climb": [_report(2.00, 0.3), _report(2.30, 0.3), _report(1.80, 0.3)],
+              "random": [_report(2.03, 0.3), _report(2.34, 0.3), _report(1.83, 0.3)]}
+    paired = summarize(["climb", "random"], scores, TASKS)["climb_vs"]["random"]["paired"]
+    d = [0.015, 0.02, 0.015]  # objective = (-bpb + acc) / 2, so a bpb gap g is g / 2
+    assert paired["mean"] == pytest.approx(sum(d) / 3)
+    assert paired["n"] == 3 and paired["se"] == pytest.approx(0.0016667, rel=1e-3)
+    lo, hi = paired["ci"]
+    assert 0 < lo < paired["mean"] < hi  # significant although the unpaired seed std (0.1) dwarfs the margin
+    assert hi - lo == pytest.approx(2 * 4.302653 * paired["se"], rel=1e-5)  # t(0.975, 2 df)
+    one = paired_difference([1.0], [0.5])
+    assert one["mean"] == 0.5 and one["ci"] == [None, None]
+    assert proxy_compute({"n_evaluated": 14}, 1000) == {"proxies": 14, "proxy_tokens": 14000}
+    assert proxy_compute({"proxies": 2, "n_evaluated": 0}, 1000)["proxies"] == 2
+    assert proxy_compute({"weights": {}}, 1000)["proxies"] == 0
+
+
 def test_target_model_settings_name_a_bad_key():
     proxy = yaml.safe_load(CI_CONFIG.read_text())["proxy"]
     proxy = {"preset": "tiny", "seq_len": 64, "batch_size": 16, "micro_batch_size": 16, "tokens": 1000, **proxy}
@@ -97,20 +125,25 @@ def test_target_model_settings_name_a_bad_key():
 def test_table_files_have_one_row_per_strategy(tmp_path):
     scores, mixtures = [], []
     for k, s in enumerate(STRATEGIES):
-        write_json(tmp_path / f"{s}.json", {"weights": {"0": 0.5, "1": 0.5 - 0.1 * k / 4, "3": 0.1 * k / 4}})
+        write_json(tmp_path / f"{s}.json", {"weights": {"0": 0.5, "1": 0.5 - 0.1 * k / 4, "3": 0.1 * k / 4},
+                                            **({"n_evaluated": 14} if s == "climb" else {})})
         mixtures.append(str(tmp_path / f"{s}.json"))
         for seed in range(3):
             write_json(tmp_path / f"{s}-{seed}.json", _report(2.0 + 0.01 * k + 0.001 * seed, 0.25))
             scores.append(str(tmp_path / f"{s}-{seed}.json"))
     out = {k: str(tmp_path / f"table.{k}") for k in ("csv", "seeds", "md", "html", "json")}
     validation_table(STRATEGIES, 3, scores, mixtures, "general", {"preset": "small", "tokens": 1000}, 1, out["csv"],
-                     out["seeds"], out["md"], out["html"], out["json"])
+                     out["seeds"], out["md"], out["html"], out["json"], proxy_tokens=500)
     rows = _csv(out["csv"])
     assert [r["strategy"] for r in rows] == STRATEGIES
     assert float(rows[0]["objective_mean"]) == pytest.approx((-2.001 + 0.25) / 2)
     assert len(_csv(out["seeds"])) == 15
     md = Path(out["md"]).read_text()
     assert md.count("\n| CLIMB |") == 2 and "| RegMix (one-shot) | +0.0050 |" in md
+    assert "| 3 | 14 × 500 |" in md and "| 3 | 0 |" in md  # climb: 14 proxies of 500 tokens; the others none
+    # every seed of regmix is 0.01 bpb worse: a paired difference of exactly +0.0050 with a zero-width interval
+    assert "| yes | +0.0050 [+0.0050, +0.0050] |" in md
+    assert read_json(out["json"])["compute"]["climb"] == {"proxies": 14, "proxy_tokens": 7000}
     assert "<td>CLIMB</td>" in Path(out["html"]).read_text()
     with pytest.raises(ValidationError, match="expected 5 x 2 score files"):
         validation_table(STRATEGIES, 2, scores, mixtures, "general", {"preset": "small", "tokens": 1000}, 1,
@@ -125,19 +158,24 @@ def test_pipeline_validation_table_shape(pipeline):
     seeds = config["validation"]["seeds"]
     results = pipeline / "results" / "validation"
     rows = _csv(results / "validation_table.csv")
-    assert [r["strategy"] for r in rows] == STRATEGIES
+    assert [r["strategy"] for r in rows] == PIPELINE_STRATEGIES
     columns = ["climb_validation_bpb/bits_per_byte", "climb_validation_mc/acc", "objective"]
     assert list(rows[0]) == ["strategy", "seeds", *[f"{c}_{k}" for c in columns for k in ("mean", "std")]]
     assert all(int(r["seeds"]) == seeds for r in rows)
     assert all(0 < float(r["climb_validation_bpb/bits_per_byte_mean"]) < 10 for r in rows)
-    assert len(_csv(results / "validation_seeds.csv")) == seeds * len(STRATEGIES)
+    assert len(_csv(results / "validation_seeds.csv")) == seeds * len(PIPELINE_STRATEGIES)
     md = (results / "validation_table.md").read_text()
-    assert all(f"| {label} |" in md for label in ("CLIMB", "RegMix (one-shot)", "Best random", "Uniform"))
+    assert all(f"| {label} |" in md for label in ("CLIMB", "RegMix (one-shot)", "Best random", "DoReMi"))
+    # the paired per-seed difference to CLIMB and the proxy compute: doremi spent 2 proxies, climb the search's
+    assert "95% t-interval" in md
+    compute = read_json(results / "validation.json")["compute"]
+    assert compute["doremi"]["proxies"] == 2 and compute["natural"]["proxies"] == 0
+    assert compute["climb"]["proxies"] == compute["regmix"]["proxies"] == sum(config["search"]["rounds"])
     assert "validation" in (pipeline / "results" / "report" / "validation.html").read_text().lower()
     summary = read_json(results / "validation.json")
-    assert set(summary["climb_vs"]) == set(STRATEGIES) - {"climb"}
+    assert set(summary["climb_vs"]) == set(PIPELINE_STRATEGIES) - {"climb"}
     # Each strategy's target models were trained on that strategy's final mixture, with distinct seeds.
-    for s in STRATEGIES:
+    for s in PIPELINE_STRATEGIES:
         final = read_json(pipeline / "results" / "search" / "general" / s / "final_mixture.json")["weights"]
         trainings = [read_json(results / s / f"seed{k}" / "training.json") for k in range(seeds)]
         for t in trainings:
@@ -166,9 +204,11 @@ def test_validate_is_one_target_that_trains_no_proxy_twice(pipeline, tmp_path):
     config = yaml.safe_load(CI_CONFIG.read_text())
     rounds, seeds = config["search"]["rounds"], config["validation"]["seeds"]
     counts = job_counts(snakemake(tmp_path, "-n", "validate").stdout)
-    assert counts["train_proxy"] == sum(rounds) + sum(rounds[1:])
-    assert counts["train_target_model"] == counts["evaluate_target_model"] == len(STRATEGIES) * seeds
-    assert counts["final_mixture"] == len(STRATEGIES) and counts["validation_table"] == 1
+    # doremi: its reference proxy (rule train_proxy) and its DRO proxy, once for every target
+    assert counts["train_proxy"] == sum(rounds) + sum(rounds[1:]) + 1
+    assert counts["train_doremi_proxy"] == counts["doremi_final_mixture"] == 1
+    assert counts["train_target_model"] == counts["evaluate_target_model"] == len(PIPELINE_STRATEGIES) * seeds
+    assert counts["final_mixture"] == len(PIPELINE_STRATEGIES) - 1 and counts["validation_table"] == 1
 
 
 @pytest.mark.parametrize(("supported", "climb_value", "outcome"), [

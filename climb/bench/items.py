@@ -218,7 +218,8 @@ def predictor(size: str, tmp: Path) -> ItemResult:
 
 # ------------------------------------------------------------------------------------------------------- search
 def search(size: str, tmp: Path) -> ItemResult:
-    """climb.search.bench's comparison: final regret of climb / regmix / random at equal budgets."""
+    """climb.search.bench's comparison: final regret of climb / regmix / random at equal budgets, and regmix's
+    distance from random's mixture and its regret against random's."""
     from dataclasses import replace
 
     from climb.search.bench import BASE, REGMIX_DIR, main_comparison
@@ -235,6 +236,17 @@ def search(size: str, tmp: Path) -> ItemResult:
                             ratio(climb, b), "< 1 (lower regret)", climb < b,
                             f"budget {settings.budget}, {seeds} seeds, climb wins "
                             f"{entry[f'climb_win_rate_vs_{other}']:.0%}"))
+        tv = min(entry["tv_regmix_random"])
+        rows.append(Row(f"search, {objective}: min TV distance regmix vs random over seeds", round(tv, 4), None, None,
+                        ">= 0.05 (RegMix's top-k mean is not the best evaluated mixture)", tv >= 0.05,
+                        f"{seeds} seeds, {settings.regmix_candidates} simulated, top {settings.regmix_topk}"))
+        regmix, random = entry["regmix"], entry["random"]
+        rows.append(Row(f"search regret, {objective}: regmix vs random", round(regmix["mean"], 6),
+                        round(random["mean"], 6), ratio(regmix["mean"], random["mean"]),
+                        "regmix below random by >= 1 standard error",
+                        random["mean"] - regmix["mean"] >= regmix["se"],
+                        f"regmix se {regmix['se']:.4g}, paired difference se "
+                        f"{entry['regmix_below_random_paired_se']:.4g}"))
     return ItemResult("search", rows=rows, details={"rounds": list(settings.rounds), "seeds": seeds,
                                                     "comparison": report})
 
@@ -536,11 +548,16 @@ def realtext(size: str, tmp: Path) -> ItemResult:
                     None, "", None, f"failed checks: {', '.join(failed) or 'none'}"
                     + ("; the natural mixture was used instead" if final.get("fallback") else "")))
     wins = []
-    for other in ("natural", "regmix", "random", "uniform"):
+    for other in ("natural", "regmix", "random", "uniform", "doremi"):
         c = summary["climb_vs"].get(other)
         if c is not None:
+            paired = c.get("paired") or {}
+            lo, hi = paired.get("ci", [None, None])
+            interval = "" if lo is None else f"; paired per-seed difference 95% interval [{lo:+.4f}, {hi:+.4f}]"
+            proxies = summary.get("compute", {}).get(other, {}).get("proxies")
             rows.append(Row(f"CLIMB - {other}: validated objective margin", round(c["margin"], 4), None, None,
-                            "> seed std", c["climb_wins"], f"larger seed std {c['seed_std']:.4f}"))
+                            "> seed std", c["climb_wins"], f"larger seed std {c['seed_std']:.4f}{interval}"
+                            + ("" if proxies is None else f"; {other} trained {proxies} proxies")))
             if other in ("natural", "regmix"):
                 wins.append(c["climb_wins"])
     met = bool(final.get("supported")) and len(wins) == 2 and all(wins)

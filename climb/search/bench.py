@@ -2,8 +2,10 @@
 
 For each objective (the planted quadratic over 21 domains, and the data-mixing law fitted to all RegMix rows)
 and each seed, climb, regmix and random run at equal evaluation budgets with Gaussian noise on every
-evaluation; the final mixture's regret is measured noise-free. Prints the mean regret with a 95% t-interval,
-climb's win rate against each baseline, and the paper's ablations (compute split, budget, initialisation).
+evaluation; the final mixture's regret is measured noise-free. Prints the mean regret with its standard error
+and 95% t-interval, climb's win rate against each baseline, the TV distance between regmix's and random's final
+mixtures on every seed (RegMix's top-k mean of simulated mixtures is never an evaluated one, so it must differ
+from random's best evaluated mixture), and the paper's ablations (compute split, budget, initialisation).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from scipy import stats
 
 from climb.search.core import SearchSettings, run_search
 from climb.search.objectives import Objective, mixing_law_objective, planted_objective
-from climb.search.sampling import SamplerSettings
+from climb.search.sampling import SamplerSettings, tv_distance
 
 REGMIX_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "regmix"
 
@@ -52,13 +54,20 @@ def interval(x: np.ndarray) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
+def standard_error(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=np.float64)
+    return float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
+
+
 def win_rate(a: np.ndarray, b: np.ndarray) -> float:
     """Share of seeds where ``a`` has lower regret than ``b`` (ties count half)."""
     a, b = np.asarray(a), np.asarray(b)
     return float(np.mean((a < b) + 0.5 * (a == b)))
 
 
-def regrets(objective_for_seed, settings: SearchSettings, strategies: tuple[str, ...], seeds: range) -> dict:
+def regrets(objective_for_seed, settings: SearchSettings, strategies: tuple[str, ...], seeds: range,
+            weights: dict[str, list[np.ndarray]] | None = None) -> dict:
+    """Regret per strategy and seed; the final mixtures are appended to ``weights[strategy]`` when given."""
     out: dict[str, list[float]] = {s: [] for s in strategies}
     for seed in seeds:
         objective: Objective = objective_for_seed(seed)
@@ -66,6 +75,8 @@ def regrets(objective_for_seed, settings: SearchSettings, strategies: tuple[str,
             evaluator = objective.evaluator(np.random.default_rng([seed, 17]))
             result = run_search(evaluator, objective.prior, settings, strategy, seed=seed)
             out[strategy].append(objective.regret(result.weights))
+            if weights is not None:
+                weights.setdefault(strategy, []).append(result.weights)
     return {s: np.asarray(v) for s, v in out.items()}
 
 
@@ -82,20 +93,32 @@ def objectives(regmix_dir: Path) -> dict:
 def main_comparison(seeds: range, regmix_dir: Path, settings: SearchSettings = BASE, echo=print) -> dict:
     report = {}
     for name, objective_for_seed in objectives(regmix_dir).items():
-        r = regrets(objective_for_seed, settings, ("climb", "regmix", "random"), seeds)
+        finals: dict[str, list[np.ndarray]] = {}
+        r = regrets(objective_for_seed, settings, ("climb", "regmix", "random"), seeds, finals)
         obj0 = objective_for_seed(seeds[0])
         echo(f"\n== {name}: budget {settings.budget}, rounds {list(settings.rounds)}, {len(seeds)} seeds, "
-             f"noise std {obj0.noise:.4g}")
-        echo(f"{'strategy':<10} {'mean regret':>12}  95% interval")
+             f"noise std {obj0.noise:.4g}, regmix {settings.regmix_candidates} simulated, top {settings.regmix_topk}")
+        echo(f"{'strategy':<10} {'mean regret':>12} {'std err':>9}  95% interval")
         entry = {}
         for strategy, values in r.items():
             mean, lo, hi = interval(values)
-            echo(f"{strategy:<10} {mean:12.5f}  [{lo:.5f}, {hi:.5f}]")
-            entry[strategy] = {"mean": mean, "ci95": [lo, hi], "regrets": values.tolist()}
+            se = standard_error(values)
+            echo(f"{strategy:<10} {mean:12.5f} {se:9.5f}  [{lo:.5f}, {hi:.5f}]")
+            entry[strategy] = {"mean": mean, "se": se, "ci95": [lo, hi], "regrets": values.tolist()}
         for other in ("regmix", "random"):
             wr = win_rate(r["climb"], r[other])
             echo(f"climb win rate vs {other}: {wr:.2f}")
             entry[f"climb_win_rate_vs_{other}"] = wr
+        tv = tv_distance(np.stack(finals["regmix"]), np.stack(finals["random"]))
+        below = float(entry["random"]["mean"] - entry["regmix"]["mean"])
+        entry["tv_regmix_random"] = tv.tolist()
+        entry["regmix_below_random_by_se"] = below / entry["regmix"]["se"] if entry["regmix"]["se"] > 0 else None
+        paired_se = standard_error(r["random"] - r["regmix"])
+        entry["regmix_below_random_paired_se"] = paired_se
+        echo(f"TV distance regmix vs random: min {tv.min():.4f}, mean {tv.mean():.4f} (goal: >= 0.05 on every seed)")
+        by_se = entry["regmix_below_random_by_se"]
+        echo(f"regmix mean regret below random's by {below:.5f} = {by_se if by_se is None else round(by_se, 2)} standard "
+             f"errors of regmix's mean (goal: >= 1); paired per-seed difference {below:.5f} ± {paired_se:.5f} (se)")
         report[name] = entry
     return report
 

@@ -8,7 +8,7 @@ is how the simulated-objective benchmark runs without training anything.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -40,6 +40,8 @@ class SearchSettings:
     local_growth: float = 2.0
     final: str = "argmax"
     final_topk: int = 10
+    regmix_candidates: int = 1_000_000
+    regmix_topk: int = 100
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     predictor: PredictorSettings = field(default_factory=PredictorSettings)
 
@@ -50,6 +52,9 @@ class SearchSettings:
             raise ValueError(f"search.rounds[0] must be >= 2 (the first predictor needs two points), got {self.rounds[0]}")
         if self.final not in ("argmax", "topk_mean"):
             raise ValueError(f"search.final must be 'argmax' or 'topk_mean', got {self.final!r}")
+        if self.regmix_candidates < 1 or not 1 <= self.regmix_topk <= self.regmix_candidates:
+            raise ValueError(f"search.regmix_topk must be in [1, search.regmix_candidates], got "
+                             f"{self.regmix_topk} of {self.regmix_candidates}")
         if not 0 <= self.local_fraction <= 1:
             raise ValueError(f"search.local_fraction must be in [0, 1], got {self.local_fraction}")
 
@@ -167,6 +172,59 @@ def final_mixture(prior: Prior, settings: SearchSettings, predictor: Predictor, 
     return w, float(predictor.predict(w[None, :])[0])
 
 
+REGMIX_CHUNK = 100_000
+
+
+def regmix_candidates(prior: Prior, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` draws of RegMix's simulation prior: Dirichlet(alpha = the token shares), strength 1, no temperature,
+    no caps (RegMix's regression notebook, ``np.random.dirichlet(prior_dist * 1, n)``). Domains without tokens
+    stay at 0; the rare row whose gammas all underflow (tiny alphas) is redrawn."""
+    share = prior.share
+    live = np.flatnonzero(share > 0)
+    out = np.zeros((n, prior.n_domains))
+    filled = 0
+    while filled < n:
+        draw = rng.dirichlet(share[live], size=n - filled)
+        ok = np.all(np.isfinite(draw), axis=1) & (np.abs(draw.sum(axis=1) - 1.0) < 1e-6)
+        draw = draw[ok]
+        out[filled:filled + len(draw), live] = draw
+        filled += len(draw)
+    return out
+
+
+def regmix_final(prior: Prior, settings: SearchSettings, predictor: Predictor, seed: int, tag: str = "regmix"
+                 ) -> tuple[np.ndarray, float, dict]:
+    """RegMix's final mixture (Liu et al. 2024, arXiv 2407.01492, section 3 and its ``regression_fitting``
+    notebook): simulate ``settings.regmix_candidates`` mixtures from the token-distribution prior (RegMix: 1M),
+    predict each with the predictor fitted on the pool proxies, and average the ``settings.regmix_topk``
+    best-predicted ones (RegMix: top 100). Never an evaluated mixture: the evaluated ones are not candidates.
+
+    Candidates are drawn and predicted in chunks of ``REGMIX_CHUNK`` (the top k is kept across chunks), so the
+    result is the same as one batch and memory stays bounded. Returns (weights, predicted score of the mean,
+    details for the output file)."""
+    rng = derive_rng(seed, "regmix-simulation", tag)
+    k = int(settings.regmix_topk)
+    best_x = np.zeros((0, prior.n_domains))
+    best_y = np.zeros(0)
+    best_i = np.zeros(0, dtype=np.int64)
+    done = 0
+    while done < settings.regmix_candidates:
+        m = min(REGMIX_CHUNK, int(settings.regmix_candidates) - done)
+        x = regmix_candidates(prior, m, rng)
+        y = np.asarray(predictor.predict(x), dtype=np.float64)
+        best_x = np.concatenate([best_x, x])
+        best_y = np.concatenate([best_y, y])
+        best_i = np.concatenate([best_i, np.arange(done, done + m)])
+        order = np.lexsort((best_i, -best_y))[:k]  # highest predicted first, ties to the earlier draw
+        best_x, best_y, best_i = best_x[order], best_y[order], best_i[order]
+        done += m
+    w = best_x.mean(axis=0)
+    w = w / w.sum()
+    details = {"candidates": int(settings.regmix_candidates), "topk": k,
+               "topk_predicted": [float(best_y.min()), float(best_y.max())]}
+    return w, float(predictor.predict(w[None, :])[0]), details
+
+
 @dataclass
 class SearchResult:
     strategy: str
@@ -207,7 +265,9 @@ def run_search(evaluator: Evaluator, prior: Prior, settings: SearchSettings, str
         best = int(np.argmax(scores))
         return SearchResult(strategy, evaluated[best], float(scores[best]), evaluated, scores, round_of, [])
 
-    predictors = [fit_predictor(evaluated, scores, settings.predictor, seed, cross_validate)]
+    # RegMix's regressor is LightGBM whatever search.predictor.kind says (the paper's and its notebook's choice)
+    predictor_settings = replace(settings.predictor, kind="trees") if strategy == "regmix" else settings.predictor
+    predictors = [fit_predictor(evaluated, scores, predictor_settings, seed, cross_validate)]
     if strategy == "climb":
         for r in range(1, len(settings.rounds)):
             chosen, _ = propose_round(prior, settings, predictors[-1], evaluated, scores, r, seed)
@@ -215,7 +275,8 @@ def run_search(evaluator: Evaluator, prior: Prior, settings: SearchSettings, str
             scores = np.concatenate([scores, np.asarray(evaluator(chosen), dtype=np.float64)])
             round_of = np.concatenate([round_of, np.full(len(chosen), r)])
             predictors.append(fit_predictor(evaluated, scores, settings.predictor, seed + r, cross_validate))
-    # regmix: one predictor over the prior pool, final candidates from the prior only (RegMix's recipe)
-    w, predicted = final_mixture(prior, settings, predictors[-1], evaluated, scores, seed, strategy,
-                                 local=strategy == "climb")
+    if strategy == "regmix":  # one predictor over the pool, then RegMix's simulation and top-k mean
+        w, predicted, _ = regmix_final(prior, settings, predictors[-1], seed)
+    else:
+        w, predicted = final_mixture(prior, settings, predictors[-1], evaluated, scores, seed, strategy)
     return SearchResult(strategy, w, predicted, evaluated, scores, round_of, predictors)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from climb.io import read_json, write_json
-from climb.search.core import SearchSettings, final_mixture, propose_round
+from climb.search.core import SearchSettings, final_mixture, propose_round, regmix_final
 from climb.search.predictor import Predictor, PredictorSettings, fit_predictor
 from climb.search.sampling import Prior, SamplerSettings, sample_pool, sampler_config
 from climb.search.signal import (
@@ -251,7 +251,9 @@ def split_proposal(proposals_path: str, index: int, out_path: str) -> None:
 
 def fit_regmix_predictor(prior_path: str, weights_paths: Sequence[str], score_paths: Sequence[str],
                          search: dict[str, Any], seed: int, model_path: str, summary_path: str) -> dict:
-    """RegMix: one predictor on the first sum(rounds) pool mixtures."""
+    """RegMix: one LightGBM predictor on the first sum(rounds) pool mixtures (LightGBM whatever
+    search.predictor.kind says: RegMix's regressor)."""
+    search = {**search, "predictor": {**search.get("predictor", {}), "kind": "trees"}}
     return fit_round_predictor(prior_path, weights_paths, score_paths, search, seed, 1, model_path, summary_path)
 
 
@@ -299,9 +301,14 @@ def write_final_mixture(strategy: str, target: str, prior_path: str, search: dic
             if model_path is None:
                 raise ValueError(f"strategy {strategy} needs a predictor")
             booster = Predictor.load_booster(model_path)
-            w, predicted = final_mixture(prior, settings, booster, x, y, seed, strategy, local=strategy == "climb")
             result["predictor"] = str(model_path)
-            result["final"] = settings.final
+            if strategy == "regmix":  # RegMix's simulation: mean of the top-k of 1M prior draws, never an evaluated one
+                w, predicted, details = regmix_final(prior, settings, booster, seed)
+                result["final"] = "regmix_topk_mean"
+                result["regmix"] = details
+            else:
+                w, predicted = final_mixture(prior, settings, booster, x, y, seed, strategy)
+                result["final"] = settings.final
             if strategy == "climb" and summary_path is not None:
                 w, predicted = _apply_verdict(result, prior, booster, w, predicted, read_json(summary_path),
                                               search["signal"], target)

@@ -1,0 +1,7 @@
+from climb.doremi import write_doremi_mixture
+from climb.log import log_to
+
+with log_to(snakemake.log[0]):
+    write_doremi_mixture(snakemake.input.dro, snakemake.input.reference, snakemake.wildcards.target,
+                         snakemake.output[0],
+                         prior_path=snakemake.input.prior)
