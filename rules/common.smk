@@ -287,9 +287,6 @@ def get_final_outputs():
 
 # --- search (rules/search.smk) ---
 
-SEARCH_STRATEGIES = ("climb", "regmix", "random", "natural", "uniform", "doremi")
-
-
 def get_search_targets():
     """Targets the search runs for: `search.targets`, or every configured target."""
     names = config["search"]["targets"]
@@ -425,6 +422,11 @@ def get_sampler_params():
 
 def get_predictor_params():
     return {"predictor": get_result_settings("search.predictor")}
+
+
+def get_regmix_predictor_params():
+    """RegMix's regressor is always LightGBM trees: search.predictor.kind is not its param."""
+    return {"predictor": get_result_settings("search.predictor", exclude=("kind",))}
 
 
 def _search_settings(exclude):

@@ -112,7 +112,7 @@ rule fit_regmix_predictor:
         model="results/search/{target}/regmix/predictor.txt",
         summary="results/search/{target}/regmix/predictor.json",
     params:
-        search=get_predictor_params(),
+        search=get_regmix_predictor_params(),
         seed=config["seed"],
     log:
         "results/logs/search/{target}/regmix/fit_predictor.log",
