@@ -26,6 +26,7 @@ GPU_RULE_SIZES: dict[str, tuple[int, int]] = {
     "fit_kmeans": (128000, 120),            # faiss k-means on the fit sample
     "dedup": (64000, 60),                   # blocked similarity products inside clusters
     "train_proxy": (128000, 240),           # one proxy LM per mixture
+    "train_doremi_proxy": (128000, 240),    # DoReMi's Group DRO proxy (a proxy's size and tokens)
     "evaluate_proxy": (64000, 30),          # lm-eval of one proxy on one target
     "train_target_model": (256000, 1440),   # validation: a 350M target model on 40B tokens (8 GPUs)
     "evaluate_target_model": (64000, 120),  # lm-eval of one target model

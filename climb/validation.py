@@ -137,7 +137,9 @@ def verdict_against_validation(summary: dict, climb_mixture: dict) -> dict | Non
     """The search's verdict on the climb mixture next to what validation measured against the natural mixture.
 
     A supported mixture whose validated objective is worse than natural's by more than the larger seed std is
-    contradicted: the search claimed a gain that the target models refute (a defect to investigate)."""
+    contradicted: the search claimed a gain that the target models refute (a defect to investigate). An unsupported
+    one that fell back to natural while another strategy's mixture validates better than natural by more than the
+    seed std is a gain the verdict missed (``missed`` names those strategies)."""
     judged = climb_mixture.get("verdict")
     versus = summary["climb_vs"].get("natural")
     if not judged or versus is None:
@@ -147,8 +149,17 @@ def verdict_against_validation(summary: dict, climb_mixture: dict) -> dict | Non
         outcome = "confirmed" if margin > noise else "contradicted" if margin < -noise else "not confirmed"
     else:
         outcome = "agrees" if margin <= noise else "gain found that the search did not support"
+    rows, missed = summary["strategies"], []
+    if not judged["supported"] and "natural" in rows:
+        natural = rows["natural"]["objective"]
+        for strategy, row in rows.items():
+            gain = row["objective"]["mean"] - natural["mean"]
+            if strategy not in ("climb", "natural") and gain > max(row["objective"]["std"], natural["std"]):
+                missed.append(strategy)
+        if missed and outcome == "agrees":
+            outcome = f"missed: {', '.join(missed)} validate better than natural by more than the seed std"
     return {"supported": judged["supported"], "fallback": climb_mixture.get("fallback"), "margin_vs_natural": margin,
-            "seed_std": noise, "outcome": outcome, "contradicted": outcome == "contradicted"}
+            "seed_std": noise, "outcome": outcome, "contradicted": outcome == "contradicted", "missed": missed}
 
 
 def _arrow(task: dict) -> str:

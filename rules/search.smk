@@ -184,6 +184,8 @@ rule train_doremi_proxy:
         doremi={"step_size": config["doremi"]["step_size"], "smoothing": config["doremi"]["smoothing"]},
         seed=config["seed"],
     threads: config["proxy"]["threads"]
+    resources:
+        **job_resources("train_doremi_proxy", gpus_for(config["proxy"]["device"], config["proxy"]["nproc"])),
     log:
         "results/logs/search/doremi/dro/train_proxy.log",
     benchmark:

@@ -146,8 +146,13 @@ def test_a_second_target_reruns_no_job_of_the_first(pipeline_copy):
     jobs = [(job.rule.name, dict(job.wildcards_dict)) for job in dag.needrun_jobs() if job.rule.name != "all"]
     first = [j for j in jobs if j[1].get("target") != "second" and not j[1].get("mixdir", "").startswith("second/")]
     assert not first, f"jobs of the first target or shared stages rerun: {first[:8]}"
-    pool = sum(yaml.safe_load(CI_CONFIG.read_text())["search"]["rounds"][:1])
-    assert sum(1 for rule, w in jobs if rule == "evaluate_proxy" and w["mixdir"].startswith("pool/")) == pool
+    search = yaml.safe_load(CI_CONFIG.read_text())["search"]
+    # the new target scores round 1's pool proxies and the noise floor's replicates, and trains nothing of the pool
+    assert sum(1 for rule, w in jobs if rule == "evaluate_proxy" and w["mixdir"].startswith("pool/mix")) == \
+        search["rounds"][0]
+    assert sum(1 for rule, w in jobs if rule == "evaluate_proxy" and w["mixdir"].startswith("pool/replicate")) == \
+        search["replicates"]
+    assert not [w for rule, w in jobs if rule == "train_proxy" and w["mixdir"].startswith("pool/")]
     assert ("final_mixture", {"target": "second", "strategy": "climb"}) in jobs
 
 

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from climb.bench.items import empty_shards
+from climb.config import load_schema
 from climb.placement import GPU_RULE_SIZES
 from climb.plan import parse_dry_run
 from tests.conftest import BIN, ROOT, job_counts
@@ -82,10 +83,13 @@ def test_paper_scale_gpu_plan(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     plan = json.loads(out.read_text())
     paper = yaml.safe_load(PAPER.read_text())["validation"]
-    targets = paper["seeds"] * len(paper.get("strategies", ["climb", "regmix", "random", "natural", "uniform"]))
-    proxies = PROXIES + (PROXIES - 64)  # validation's regmix/random baselines grow the pool to sum(rounds) = 112
-    gpu_jobs = {"embed": n, "fit_kmeans": 1, "dedup": 100, "train_proxy": proxies, "evaluate_proxy": proxies,
-                "train_target_model": targets, "evaluate_target_model": targets}
+    strategies = paper.get("strategies", load_schema()["properties"]["validation"]["properties"]["strategies"]["default"])
+    targets = paper["seeds"] * len(strategies)
+    proxies = PROXIES + 48  # validation's regmix/random baselines grow the pool to sum(rounds) = 112
+    doremi = "doremi" in strategies  # its reference proxy (train_proxy, not scored) and its Group DRO proxy
+    gpu_jobs = {"embed": n, "fit_kmeans": 1, "dedup": 100, "train_proxy": proxies + doremi, "evaluate_proxy": proxies,
+                "train_target_model": targets, "evaluate_target_model": targets,
+                **({"train_doremi_proxy": 1} if doremi else {})}
     assert {r: v["gpu_jobs"] for r, v in plan["rules"].items() if v["gpu_jobs"]} == gpu_jobs
     gpus = {**dict.fromkeys(gpu_jobs, 1), "train_target_model": paper["model"]["nproc"]}
     hours = sum(jobs * gpus[rule] * GPU_RULE_SIZES[rule][1] / 60 for rule, jobs in gpu_jobs.items())

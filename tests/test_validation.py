@@ -226,3 +226,15 @@ def test_a_supported_verdict_that_validation_refutes_is_flagged(supported, climb
     assert check["outcome"] == outcome
     assert check["contradicted"] == (outcome == "contradicted")
     assert verdict_against_validation(summary, {}) is None  # no verdict (e.g. another strategy), no check
+
+
+def test_an_unsupported_verdict_that_missed_a_gain_says_so():
+    from climb.validation import verdict_against_validation
+
+    def reports(center):
+        return [{"objective": -(center + d), "metrics": {"climb_validation_bpb/bits_per_byte": center + d}}
+                for d in (-0.01, 0.0, 0.01)]
+    summary = summarize(["climb", "random", "natural"], {"climb": reports(2.17), "random": reports(2.10),
+                                                          "natural": reports(2.17)}, [TASKS[0]])
+    check = verdict_against_validation(summary, {"verdict": {"supported": False}, "fallback": "prior"})
+    assert check["missed"] == ["random"] and check["outcome"].startswith("missed: random")
