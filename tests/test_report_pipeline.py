@@ -13,7 +13,8 @@ from tests.conftest import snakemake
 
 PLOTS = ["cluster_sizes.png", "centroid_map.png", "pruning.png", "pruning.html", "superclusters.png",
          "superclusters.html", "search_mixtures.png", "search_predicted.png", "search_objective.png",
-         "final_vs_prior.png", "validation.html"]  # validation: validation.in_all in the test config
+         "final_vs_prior.png", "validation.html", "quality_scores.png", "quality_scores.html", "search_signal.html"]
+# validation: validation.in_all in the test config
 CATEGORIES = ["1. Clusters", "2. Pruning", "3. Super-clusters", "4. Mixture search", "5. Final mixture",
               "6. Validation"]
 
