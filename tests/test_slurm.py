@@ -29,8 +29,7 @@ from tests.conftest import BIN, CI_CONFIG, ROOT
 
 SLURM_DIR = ROOT / "tests" / "slurm"
 PROFILE = ROOT / "profiles" / "slurm"
-GPU_RULES = {"embed", "fit_kmeans", "dedup", "train_proxy", "evaluate_proxy", "train_target_model",
-             "evaluate_target_model"}
+GPU_RULES = set(GPU_RULE_SIZES)  # every rule that uses CUDA when present (climb.placement)
 # Node size declared to the test cluster: large enough for the profile's requests as they are.
 NODE_CPUS, NODE_MEM_MB = 32, 262144
 
@@ -257,8 +256,8 @@ def test_profile_settings():
 
 def test_command_line_override_keeps_every_rules_placement(tmp_path):
     """Dry run of the test config's validate target with `--set-resources embed:mem_mb=4000`: every GPU rule keeps
-    partition gpu and its GPU, embed gets 4000 MB, train_proxy asks for proxy.nproc GPUs, the target models for
-    validation.model's."""
+    partition gpu and its GPU, embed gets 4000 MB, train_proxy and train_doremi_proxy ask for proxy.nproc GPUs,
+    the target models for validation.model's."""
     ci = yaml.safe_load(CI_CONFIG.read_text())
     ci["proxy"]["nproc"] = 2
     ci["validation"]["model"]["nproc"] = 4
@@ -274,7 +273,7 @@ def test_command_line_override_keeps_every_rules_placement(tmp_path):
     for rule, res in parse_dry_run(proc.stdout + proc.stderr):
         seen.setdefault(rule, res)
     assert set(seen) >= GPU_RULES, sorted(seen)
-    gpus = {"train_proxy": "2", "train_target_model": "4"}
+    gpus = {"train_proxy": "2", "train_doremi_proxy": "2", "train_target_model": "4"}  # proxy.nproc, validation.model
     for rule, res in seen.items():
         if rule in GPU_RULES:
             assert res.get("slurm_partition") == "gpu" and res.get("gpu") == gpus.get(rule, "1"), (rule, res)
