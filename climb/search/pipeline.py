@@ -184,8 +184,8 @@ def read_replicates(score_paths: Sequence[str]) -> dict[str, Any]:
 def round_measurements(h: History, round_number: int) -> tuple[np.ndarray, list[float | None]]:
     """Objectives of the mixtures round ``round_number`` evaluated, and what they were predicted to score."""
     source = "pool" if round_number == 1 else f"round{round_number}"
-    rows = [(y, read_json(w).get("predicted")) for w, y in zip(h.mixtures, h.y, strict=True)
-            if read_json(w).get("source") == source]
+    mixtures = [read_json(w) for w in h.mixtures]
+    rows = [(y, m.get("predicted")) for m, y in zip(mixtures, h.y, strict=True) if m.get("source") == source]
     return np.array([y for y, _ in rows]), [p for _, p in rows]
 
 
