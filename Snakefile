@@ -2,8 +2,8 @@ import sys
 
 from snakemake.utils import min_version, validate
 
-from climb.config import apply_embedded_default, check_config, put_on_pythonpath
-from climb.snakemake_compat import fix_list_params_changes
+from climb.core.config import apply_embedded_default, check_config, put_on_pythonpath
+from climb.core.snakemake_compat import fix_list_params_changes
 
 min_version("9.0")
 fix_list_params_changes()  # `--list-changes params` lists only outputs whose params changed
@@ -19,7 +19,7 @@ check_config(config)  # names the key and what was expected
 validate(config, schema="climb/schemas/config.schema.yaml")  # fills in the defaults
 
 if workflow.is_main_process:  # once per run, before any job: demo settings, models/data missing from the caches
-    from climb.preflight import check as preflight_check
+    from climb.compute.preflight import check as preflight_check
 
     if preflight_text := preflight_check(config):  # PreflightError under `preflight: strict`
         print(preflight_text, file=sys.stderr)
@@ -27,14 +27,13 @@ if workflow.is_main_process:  # once per run, before any job: demo settings, mod
 
 include: "rules/common.smk"
 include: "rules/corpus.smk"
-include: "rules/embed.smk"
 include: "rules/cluster.smk"
-include: "rules/filter.smk"
-include: "rules/tokenize.smk"
-include: "rules/proxy.smk"
-include: "rules/search.smk"
 include: "rules/quality.smk"
 include: "rules/superclusters.smk"
+include: "rules/filter.smk"
+include: "rules/tokens.smk"
+include: "rules/proxy.smk"
+include: "rules/search.smk"
 include: "rules/export.smk"
 include: "rules/report.smk"
 include: "rules/validation.smk"
@@ -47,7 +46,7 @@ rule all:
 
 
 onsuccess:
-    from climb.summary import run_summary
+    from climb.report.summary import run_summary
 
     mixture = get_export_mixture()
     summaries = get_report_search_summaries() if config["export"]["mixture"] == "search" else []

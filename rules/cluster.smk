@@ -1,3 +1,30 @@
+# Stage 2: embed every shard, fit k-means on the fit shards' embeddings, assign every shard.
+
+
+def get_fit_embeddings(wildcards):
+    return expand("results/embed/{shard}.npy", shard=get_fit_shards())
+
+
+rule embed:
+    input:
+        "results/corpus/{shard}.parquet",
+    output:
+        "results/embed/{shard}.npy",
+    params:
+        settings=get_result_settings("embed"),
+    threads: 2
+    resources:
+        **job_resources("embed", gpus_for(config["embed"]["device"])),
+    log:
+        "results/logs/embed/{shard}.log",
+    benchmark:
+        "results/benchmarks/embed/{shard}.tsv"
+    conda:
+        "../envs/gpu.yaml"
+    script:
+        "../scripts/embed.py"
+
+
 rule fit_kmeans:
     input:
         get_fit_embeddings,

@@ -1,3 +1,7 @@
+def get_shard_path(wildcards):
+    return SHARDS[wildcards.shard]
+
+
 if not config["input"]["shards"]:
 
     rule build_embedded_corpus:

@@ -1,5 +1,5 @@
-from climb.blend import write_blends
-from climb.log import log_to
+from climb.core.log import log_to
+from climb.export.blend import write_blends
 
 with log_to(snakemake.log[0]):
     write_blends(snakemake.input.mixture, snakemake.input.superclusters, snakemake.output.megatron,

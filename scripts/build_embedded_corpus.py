@@ -1,5 +1,5 @@
-from climb.embedded import write_embedded_corpus
-from climb.log import log_to
+from climb.core.log import log_to
+from climb.corpus.embedded_corpus import write_embedded_corpus
 
 with log_to(snakemake.log[0]):
     s = snakemake.params.settings

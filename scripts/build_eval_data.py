@@ -1,5 +1,5 @@
-from climb.evaluate import build_heldout_tasks
-from climb.log import log_to
+from climb.core.log import log_to
+from climb.proxy.evaluate import build_heldout_tasks
 
 with log_to(snakemake.log[0]):
     build_heldout_tasks(snakemake.input[0], snakemake.output.bpb, snakemake.output.mc, snakemake.params.settings,

@@ -1,5 +1,5 @@
-from climb.heldout import carve_shard
-from climb.log import log_to
+from climb.core.log import log_to
+from climb.filter.heldout import carve_shard
 
 with log_to(snakemake.log[0]):
     carve = snakemake.params.carve

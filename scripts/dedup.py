@@ -1,6 +1,6 @@
-from climb.config import runtime_settings
-from climb.dedup import dedup_group
-from climb.log import log_to
+from climb.core.config import runtime_settings
+from climb.core.log import log_to
+from climb.filter.dedup import dedup_group
 
 with log_to(snakemake.log[0]):
     runtime = runtime_settings(snakemake.config, "dedup")

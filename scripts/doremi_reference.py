@@ -1,5 +1,5 @@
-from climb.doremi import write_reference_mixture
-from climb.log import log_to
+from climb.core.log import log_to
+from climb.search.doremi import write_reference_mixture
 
 with log_to(snakemake.log[0]):
     write_reference_mixture(snakemake.input.prior, snakemake.output[0])

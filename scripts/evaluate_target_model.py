@@ -1,6 +1,6 @@
-from climb.config import job_settings
-from climb.evaluate import evaluate_proxy
-from climb.log import log_to
+from climb.core.config import job_settings
+from climb.core.log import log_to
+from climb.proxy.evaluate import evaluate_proxy
 
 with log_to(snakemake.log[0]):
     config = {"evaluation": job_settings(snakemake.params.evaluation, snakemake.config, "evaluation"),

@@ -1,5 +1,5 @@
-from climb.export import write_climblab
-from climb.log import log_to
+from climb.core.log import log_to
+from climb.export.climbmix import write_climblab
 
 with log_to(snakemake.log[0]):
     write_climblab(list(snakemake.input.corpus), list(snakemake.input.index), snakemake.input.superclusters,

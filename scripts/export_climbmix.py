@@ -1,6 +1,6 @@
-from climb.config import config_hash
-from climb.export import write_climbmix
-from climb.log import log_to
+from climb.core.config import config_hash
+from climb.core.log import log_to
+from climb.export.climbmix import write_climbmix
 
 with log_to(snakemake.log[0]):
     write_climbmix(list(snakemake.input.select), snakemake.input.plan, snakemake.input.mixture,

@@ -1,5 +1,5 @@
-from climb.export import plan_export
-from climb.log import log_to
+from climb.core.log import log_to
+from climb.export.climbmix import plan_export
 
 with log_to(snakemake.log[0]):
     plan_export(list(snakemake.input.index), snakemake.input.superclusters, list(snakemake.input.filters),

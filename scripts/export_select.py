@@ -1,5 +1,5 @@
-from climb.export import select_shard
-from climb.log import log_to
+from climb.core.log import log_to
+from climb.export.climbmix import select_shard
 
 with log_to(snakemake.log[0]):
     select_shard(snakemake.input.corpus, snakemake.input.index, snakemake.input.superclusters,

@@ -1,5 +1,5 @@
-from climb.filters import summarize_filters
-from climb.log import log_to
+from climb.core.log import log_to
+from climb.filter.accounting import summarize_filters
 
 with log_to(snakemake.log[0]):
     filters = {"dedup": snakemake.input.dedup, "decontam": snakemake.input.decontam}

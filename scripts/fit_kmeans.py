@@ -1,6 +1,6 @@
-from climb.config import job_settings
-from climb.kmeans import fit_kmeans
-from climb.log import log_to
+from climb.cluster.kmeans import fit_kmeans
+from climb.core.config import job_settings
+from climb.core.log import log_to
 
 with log_to(snakemake.log[0]):
     s = job_settings(snakemake.params.settings, snakemake.config, "cluster")

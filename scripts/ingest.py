@@ -1,6 +1,6 @@
-from climb.config import job_settings
-from climb.ingest import ingest_shard
-from climb.log import log_to
+from climb.core.config import job_settings
+from climb.core.log import log_to
+from climb.corpus.ingest import ingest_shard
 
 with log_to(snakemake.log[0]):
     settings = job_settings(snakemake.params.settings, snakemake.config, "ingest")

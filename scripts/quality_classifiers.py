@@ -1,4 +1,4 @@
-from climb.log import log_to
+from climb.core.log import log_to
 from climb.quality.classifier import build_classifiers
 
 with log_to(snakemake.log[0]):

@@ -1,6 +1,6 @@
-from climb.log import log_to
-from climb.quality.document_filter import cluster_score_distribution
-from climb.report import plot_score_distribution
+from climb.core.log import log_to
+from climb.filter.document_quality import cluster_score_distribution
+from climb.report.pages import plot_score_distribution
 
 ROWS_PER_SHARD = 20_000  # documents read per shard: the report's sample of a large corpus
 

@@ -1,5 +1,5 @@
-from climb.log import log_to
-from climb.report import search_report
+from climb.core.log import log_to
+from climb.report.pages import search_report
 
 with log_to(snakemake.log[0]):
     search_report(list(snakemake.params.rounds), list(snakemake.input.weights), list(snakemake.input.scores),

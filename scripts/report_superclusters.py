@@ -1,5 +1,5 @@
-from climb.log import log_to
-from climb.report import supercluster_contents
+from climb.core.log import log_to
+from climb.report.pages import supercluster_contents
 
 with log_to(snakemake.log[0]):
     supercluster_contents(list(snakemake.input.corpus), list(snakemake.input.index), snakemake.input.superclusters,

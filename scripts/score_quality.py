@@ -1,5 +1,5 @@
-from climb.config import runtime_settings
-from climb.log import log_to
+from climb.core.config import runtime_settings
+from climb.core.log import log_to
 from climb.quality.score import score_shard
 
 with log_to(snakemake.log[0]):

@@ -1,5 +1,5 @@
-from climb.config import job_settings
-from climb.log import log_to
+from climb.core.config import job_settings
+from climb.core.log import log_to
 from climb.search.pipeline import sample_pool_mixture
 
 with log_to(snakemake.log[0]):

@@ -1,4 +1,4 @@
-from climb.log import log_to
+from climb.core.log import log_to
 from climb.search.pipeline import write_replicate
 
 with log_to(snakemake.log[0]):

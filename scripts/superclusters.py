@@ -1,5 +1,5 @@
-from climb.log import log_to
-from climb.merge import prune_and_merge
+from climb.core.log import log_to
+from climb.superclusters.merge import prune_and_merge
 
 with log_to(snakemake.log[0]):
     prune_and_merge(list(snakemake.input.sums), snakemake.input.centroids, snakemake.output.stats,

@@ -1,6 +1,6 @@
-from climb.config import runtime_settings
-from climb.log import log_to
-from climb.tokenize import tokenize_shard
+from climb.core.config import runtime_settings
+from climb.core.log import log_to
+from climb.tokens.packed import tokenize_shard
 
 with log_to(snakemake.log[0]):
     tokenize_shard(

@@ -1,6 +1,6 @@
-from climb.config import job_settings
-from climb.log import log_to
-from climb.proxy import train_proxy
+from climb.core.config import job_settings
+from climb.core.log import log_to
+from climb.proxy.train import train_proxy
 
 with log_to(snakemake.log[0]):
     train_proxy(snakemake.input.weights, list(snakemake.params.bins), list(snakemake.params.index),

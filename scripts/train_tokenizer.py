@@ -1,6 +1,6 @@
-from climb.config import job_settings
-from climb.log import log_to
-from climb.tokenizer import build_tokenizer
+from climb.core.config import job_settings
+from climb.core.log import log_to
+from climb.tokens.tokenizer import build_tokenizer
 
 with log_to(snakemake.log[0]):
     build_tokenizer(

@@ -1,5 +1,5 @@
-from climb.log import log_to
-from climb.validation import validation_table
+from climb.core.log import log_to
+from climb.validation.target_models import validation_table
 
 with log_to(snakemake.log[0]):
     validation_table(snakemake.params.strategies, snakemake.params.seeds, list(snakemake.input.scores),

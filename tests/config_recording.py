@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from climb.config import config_keys
+from climb.core.config import config_keys
 
 TRIGGER_DIRECTIVES = ("input", "output", "params")
 # Directive methods of snakemake.workflow.Workflow that a rule's body compiles to.

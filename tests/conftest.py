@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from climb.bench.common import DATA_ROOT
+
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = ROOT.parent / "shared" / "data"
+SHARED_DATA = DATA_ROOT  # CLIMB_DATA_ROOT, by default ../shared/data beside the repository
 CI_CONFIG = ROOT / "tests" / "configs" / "ci.yaml"
 BIN = Path(sys.executable).parent
 
@@ -23,10 +25,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def shared_data(*parts: str) -> Path:
-    """A path under ../shared/data; skips the test where it is absent, fails instead when CI=true."""
+    """A path under the data root (CLIMB_DATA_ROOT); skips the test where it is absent, fails instead when CI=true."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        message = f"{path} is absent (real test data lives in ../shared/data beside the repository)"
+        message = f"{path} is absent (real test data: set CLIMB_DATA_ROOT, by default ../shared/data beside the repository)"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)

@@ -11,8 +11,8 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import normalized_mutual_info_score
 
-from climb.embed import embed_texts, load_encoder
-from climb.kmeans import fit_centroids, nearest_centroids
+from climb.cluster.embeddings import embed_texts, load_encoder
+from climb.cluster.kmeans import fit_centroids, nearest_centroids
 from tests.conftest import shared_data
 
 K = 20

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from climb.config import ConfigError, check_config, load_schema
-from climb.shards import ShardError, resolve_shards, select_fit_shards, shard_name
+from climb.core.config import ConfigError, check_config, load_schema
+from climb.corpus.shards import ShardError, resolve_shards, select_fit_shards, shard_name
 from tests.conftest import ROOT, snakemake
 
 

@@ -11,7 +11,7 @@ import json
 import pytest
 import yaml
 
-from climb.config import check_config, config_keys, load_schema
+from climb.core.config import check_config, config_keys, load_schema
 from tests.config_recording import TRIGGER_DIRECTIVES, build_dag, recording
 from tests.conftest import CI_CONFIG, ROOT
 
@@ -205,7 +205,7 @@ def test_changing_a_key_reruns_exactly_its_rules_jobs(pipeline_copy, tmp_path):
 
 
 def test_docs_config_md_is_current():
-    from climb.config import reference_markdown
+    from climb.core.config import reference_markdown
 
     assert (ROOT / "docs/config.md").read_text() == reference_markdown(), \
-        "docs/config.md is out of date: run `python -m climb.config docs/config.md`"
+        "docs/config.md is out of date: run `python -m climb.core.config docs/config.md`"

@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from climb.decontam import (
+from climb.core.io import write_parquet
+from climb.filter.decontam import (
     DecontamError,
     NgramIndex,
     build_index,
@@ -21,7 +22,6 @@ from climb.decontam import (
     task_data_files,
     words,
 )
-from climb.io import write_parquet
 from tests.conftest import ROOT, shared_data
 
 TASK_YAML = """\

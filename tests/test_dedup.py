@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from climb.dedup import DedupError, cluster_group, dedup_group, semdedup
-from climb.io import save_npy, write_parquet
+from climb.core.io import save_npy, write_parquet
+from climb.filter.dedup import DedupError, cluster_group, dedup_group, semdedup
 from tests.conftest import shared_data
 
 THRESHOLD = 0.95
@@ -101,8 +101,8 @@ def _rewrap(text: str) -> str:
 
 @pytest.mark.slow
 def test_20newsgroups_near_copies_removed_thread_posts_kept(tmp_path):
-    from climb.embed import embed_shard
-    from climb.kmeans import assign_shard, fit_kmeans
+    from climb.cluster.embeddings import embed_shard
+    from climb.cluster.kmeans import assign_shard, fit_kmeans
 
     rows = [json.loads(line) for line in shared_data("20newsgroups", "20news_bydate.jsonl").read_text().splitlines()]
     threads = collections.defaultdict(list)

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from climb.decontam import words
+from climb.filter.decontam import words
 from tests.conftest import CI_CONFIG
 
 

@@ -1,4 +1,4 @@
-"""climb.device: the device choice is logged, and a job given (or configured for) a GPU that finds none stops."""
+"""climb.compute.device: the device choice is logged, and a job given (or configured for) a GPU that finds none stops."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from climb.device import FAKE_GPUS_ENV, DeviceError, granted_gpus, probe_gpus, resolve_device
+from climb.compute.device import FAKE_GPUS_ENV, DeviceError, granted_gpus, probe_gpus, resolve_device
 
 
 def no_gpu():
@@ -19,13 +19,13 @@ def torch_gpu_only():  # CUDA torch, but PyPI's faiss-cpu over conda's faiss-gpu
 
 
 def test_auto_without_gpu_runs_on_cpu_and_says_why(caplog):
-    with caplog.at_level(logging.INFO, logger="climb.device"):
+    with caplog.at_level(logging.INFO, logger="climb.compute.device"):
         assert resolve_device("auto", "embed.device", environ={}, probe=no_gpu) == "cpu"
     assert "embed.device: device cpu (auto: no GPU given to this job" in caplog.text
 
 
 def test_auto_with_gpu_uses_it_and_says_why(caplog):
-    with caplog.at_level(logging.INFO, logger="climb.device"):
+    with caplog.at_level(logging.INFO, logger="climb.compute.device"):
         assert resolve_device("auto", "proxy.device", environ={}, probe=torch_gpu_only) == "cuda"
     assert "device cuda (auto: a GPU is visible" in caplog.text
 
@@ -59,7 +59,7 @@ def test_cpu_is_cpu_without_probing():
 
 def test_fake_gpus_way_through_is_named_and_warns(caplog):
     env = {"SLURM_JOB_GPUS": "0", FAKE_GPUS_ENV: "1"}
-    with caplog.at_level(logging.WARNING, logger="climb.device"):
+    with caplog.at_level(logging.WARNING, logger="climb.compute.device"):
         assert resolve_device("auto", "embed.device", environ=env, probe=no_gpu) == "cpu"
     assert FAKE_GPUS_ENV in caplog.text
     with pytest.raises(DeviceError):  # it does not cover a configured `cuda`

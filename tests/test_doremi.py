@@ -1,4 +1,4 @@
-"""DoReMi (climb.doremi): the Group DRO update, the proxies' domain-weight hook, the final mixture file."""
+"""DoReMi (climb.search.doremi): the Group DRO update, the proxies' domain-weight hook, the final mixture file."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from climb.doremi import DomainWeights, group_dro_update, write_doremi_mixture
-from climb.io import read_json
+from climb.core.io import read_json
+from climb.search.doremi import DomainWeights, group_dro_update, write_doremi_mixture
 from tests.test_proxy import SETTINGS, weights_file
 from tests.test_tokenize import make_world, synthetic_docs
 
@@ -42,7 +42,7 @@ def two_domains(tmp_path_factory):
 
 
 def _train(world, tmp, name, weights, doremi=None):
-    from climb.proxy import train_proxy
+    from climb.proxy.train import train_proxy
 
     settings = {**SETTINGS, "tokens": 32 * 8 * 16, "lr": 1e-2}
     train_proxy(weights_file(tmp / f"{name}.weights.json", weights), world.bins, world.idxs, world.superclusters, [],
@@ -73,7 +73,7 @@ def test_domain_weights_move_to_the_domain_with_the_larger_excess_loss(two_domai
     assert out["weights"][str(specialist)] == pytest.approx(info["average"][specialist])
     assert sum(out["weights"].values()) == pytest.approx(1.0)
     # with the prior: every super-cluster listed, in the prior's order, one without tokens at 0
-    from climb.io import write_json
+    from climb.core.io import write_json
 
     write_json(tmp_path / "prior.json", {"prior": {"0": 0.5, "1": 0.4, "2": 0.1}})
     full = write_doremi_mixture(str(tmp_path / "dro.training.json"), str(tmp_path / "ref.json"), "general",

@@ -133,7 +133,7 @@ def test_gpu_env_names_no_cpu_only_variant():
 def test_jobs_import_the_checkout_without_installing_it(tmp_path):
     """The envs do not install climb; the Snakefile puts the workflow folder on PYTHONPATH for every job."""
     assert "put_on_pythonpath(workflow.basedir)" in (ROOT / "Snakefile").read_text()
-    probe = "import os; from climb.config import put_on_pythonpath as p; p('/wf'); p('/wf'); print(os.environ['PYTHONPATH'])"
+    probe = "import os; from climb.core.config import put_on_pythonpath as p; p('/wf'); p('/wf'); print(os.environ['PYTHONPATH'])"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True,
                          env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}/other"}).stdout.strip()
     assert out == os.pathsep.join(["/wf", str(ROOT), "/other"])

@@ -1,4 +1,4 @@
-"""Scoring proxies with lm-eval (climb.evaluate): objectives, local JSON tasks, and a real-signal direction test."""
+"""Scoring proxies with lm-eval (climb.proxy.evaluate): objectives, local JSON tasks, and a real-signal direction test."""
 
 from __future__ import annotations
 
@@ -8,8 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from climb.evaluate import EvaluationError, build_heldout_tasks, evaluate_proxy, load_tasks, objective, task_manager
-from climb.proxy import train_proxy
+from climb.proxy.evaluate import (
+    EvaluationError,
+    build_heldout_tasks,
+    evaluate_proxy,
+    load_tasks,
+    objective,
+    task_manager,
+)
+from climb.proxy.train import train_proxy
 from tests.conftest import shared_data
 from tests.test_proxy import SETTINGS, weights_file
 from tests.test_tokenize import make_world
@@ -141,8 +148,8 @@ def test_piqa_from_local_json(newsgroups, tmp_path):
 
 @pytest.mark.slow
 def test_answers_longer_than_the_window_are_a_clear_error(newsgroups, tmp_path):
-    from climb.proxy import build_model
-    from climb.tokenizer import load_tokenizer
+    from climb.proxy.train import build_model
+    from climb.tokens.tokenizer import load_tokenizer
 
     piqa = shared_data("eval_tasks", "piqa_validation.jsonl")
     config = eval_config(tmp_path, climb_piqa=piqa)

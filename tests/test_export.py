@@ -11,8 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from climb.blend import MixtureError, megatron_data_path, read_mixture, write_blends
-from climb.export import (
+from climb.core.io import read_json, write_json, write_parquet
+from climb.export.blend import MixtureError, megatron_data_path, read_mixture, write_blends
+from climb.export.climbmix import (
     ExportError,
     n_parts,
     plan_export,
@@ -21,7 +22,6 @@ from climb.export import (
     write_climblab,
     write_climbmix,
 )
-from climb.io import read_json, write_json, write_parquet
 
 # clusters 0-2 -> super-cluster 0, 3-5 -> 1, 6-7 -> 2; 8 and 9 are pruned
 CLUSTER_TO_SC = {0: 0, 1: 0, 2: 0, 3: 1, 4: 1, 5: 1, 6: 2, 7: 2}
@@ -147,7 +147,7 @@ def test_parts_match_manifest_and_are_shuffled(data, tmp_path):
 
 def test_same_seed_same_bytes_other_seed_other_sample(data, tmp_path, monkeypatch):
     # the git commit is pinned: other work committed between the runs would change it (tested in the pipeline test)
-    monkeypatch.setattr("climb.export.code_version", lambda: {"climb": "test", "git_commit": "0" * 40})
+    monkeypatch.setattr("climb.export.climbmix.code_version", lambda: {"climb": "test", "git_commit": "0" * 40})
     budget = sum(data["tokens"].values()) // 2
     weights = {0: 0.2, 1: 0.5, 2: 0.3}
     a = run_export(data, tmp_path / "a", weights, budget=budget, part_tokens=-(-budget // 2))

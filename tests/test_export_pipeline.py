@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from climb.export import sha256_file
+from climb.export.climbmix import sha256_file
 from tests.conftest import ROOT, snakemake
 
 

@@ -21,9 +21,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from climb.ingest import ingest_shard
-from climb.io import atomic_open, atomic_path, save_npy, write_json, write_parquet
-from climb.log import log_to
+from climb.core.io import atomic_open, atomic_path, save_npy, write_json, write_parquet
+from climb.core.log import log_to
+from climb.corpus.ingest import ingest_shard
 from climb.quality.annotate import annotate
 from climb.quality.openai_teacher import OpenAISettings, OpenAITeacher, TeacherError
 
@@ -100,7 +100,7 @@ def big_jsonl(path: Path, n_docs: int = 1500, chars: int = 2000) -> Path:
 
 
 def writers(root: Path) -> list[tuple[Path, object]]:
-    """Every atomic writer of climb.io, each with an output of about 3 MB under ``root``."""
+    """Every atomic writer of climb.core.io, each with an output of about 3 MB under ``root``."""
     rng = np.random.default_rng(1)
 
     def text(path: Path) -> None:

@@ -10,10 +10,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import yaml
 
-from climb.config import load_schema
-from climb.embed import embed_texts, load_encoder
-from climb.embedded import write_embedded_corpus
-from climb.ingest import ingest_shard
+from climb.cluster.embeddings import embed_texts, load_encoder
+from climb.core.config import load_schema
+from climb.corpus.embedded_corpus import write_embedded_corpus
+from climb.corpus.ingest import ingest_shard
 from tests.conftest import CI_CONFIG, ROOT, job_counts, snakemake
 
 CI = yaml.safe_load(CI_CONFIG.read_text())

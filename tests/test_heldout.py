@@ -1,4 +1,4 @@
-"""Held-out target documents carved from the corpus (climb.heldout, evaluation.heldout.carve)."""
+"""Held-out target documents carved from the corpus (climb.filter.heldout, evaluation.heldout.carve)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from climb.heldout import carve_shard, collect_carved
+from climb.filter.heldout import carve_shard, collect_carved
 from tests.conftest import CI_CONFIG, job_counts, snakemake
 
 

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from climb.ingest import IngestError, ingest_shard, summarize_corpus
+from climb.corpus.ingest import IngestError, ingest_shard, summarize_corpus
 
 
 def run_ingest(tmp_path: Path, input_path: Path, **kwargs):

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from snakemake.utils import validate
 
-from climb.config import SCHEMA_PATH, ConfigError, check_config
-from climb.evaluate import evaluate_proxy
-from climb.io import write_json
-from climb.proxy import DivergedError, train_proxy
-from climb.report import read_search_history
+from climb.core.config import SCHEMA_PATH, ConfigError, check_config
+from climb.core.io import write_json
+from climb.proxy.evaluate import evaluate_proxy
+from climb.proxy.train import DivergedError, train_proxy
+from climb.report.pages import read_search_history
 from climb.search.pipeline import (
     fit_round_predictor,
     propose,

@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from climb.bench.items import empty_shards
-from climb.config import load_schema
-from climb.placement import GPU_RULE_SIZES
-from climb.plan import parse_dry_run
+from climb.compute.placement import GPU_RULE_SIZES
+from climb.compute.plan import parse_dry_run
+from climb.core.config import load_schema
 from tests.conftest import BIN, ROOT, job_counts
 
 PAPER = ROOT / "configs" / "paper-scale.yaml"
@@ -70,12 +70,12 @@ def test_paper_scale_dry_run_job_counts(tmp_path):
 
 
 def test_paper_scale_gpu_plan(tmp_path):
-    """`python -m climb.plan` with the profile, `all validate`: GPU jobs per rule and GPU hours from the rules'
+    """`python -m climb.compute.plan` with the profile, `all validate`: GPU jobs per rule and GPU hours from the rules'
     resources, validation's target models (8 GPUs each) and dedup included."""
     n = 30
     overlay = empty_shards(tmp_path, n)
     out = tmp_path / "plan.json"
-    proc = subprocess.run([sys.executable, "-m", "climb.plan", "--json", str(out), "-s", str(ROOT / "Snakefile"),
+    proc = subprocess.run([sys.executable, "-m", "climb.compute.plan", "--json", str(out), "-s", str(ROOT / "Snakefile"),
                            "all", "validate", "--directory", str(tmp_path), "--profile", str(PROFILE),
                            "--configfile", str(PAPER), str(overlay)], capture_output=True, text=True, timeout=1800, cwd=ROOT,
                           env={**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"),  # empty caches
@@ -169,7 +169,7 @@ def test_plan_parses_jobs():
             "rule ingest:\n    resources: runtime=10, slurm_partition=cpu\n")
     jobs = parse_dry_run(text)
     assert [r for r, _ in jobs] == ["embed", "fit", "all", "ingest"]
-    from climb.plan import plan_summary, summarize
+    from climb.compute.plan import plan_summary, summarize
     plan = plan_summary(summarize(jobs))
     assert plan["gpu_jobs"] == 2 and plan["cpu_jobs"] == 1
     assert plan["gpu_hours"] == pytest.approx(2 * 60 / 60 + 4 * 30 / 60)

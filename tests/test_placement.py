@@ -1,10 +1,10 @@
-"""climb.placement: GPU rules declare their GPUs, memory, time and partition in the rule (not the profile)."""
+"""climb.compute.placement: GPU rules declare their GPUs, memory, time and partition in the rule (not the profile)."""
 
 from __future__ import annotations
 
 import pytest
 
-from climb.placement import CPU_RULE_SIZES, GPU_RULE_SIZES, gpus_for, job_resources
+from climb.compute.placement import CPU_RULE_SIZES, GPU_RULE_SIZES, gpus_for, job_resources
 
 
 def test_gpu_rule_gets_gpu_partition_from_environment():

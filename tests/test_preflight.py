@@ -1,5 +1,5 @@
 """A real corpus starts from real settings: the embedded default's values stop applying once input.shards is set,
-and the preflight lists demo settings and what the local caches lack (climb.preflight)."""
+and the preflight lists demo settings and what the local caches lack (climb.compute.preflight)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from climb.config import apply_embedded_default, load_schema
-from climb.preflight import PAPER_VALUES, PreflightError, check, demo_settings, missing_from_caches, model_cached
+from climb.compute.preflight import (
+    PAPER_VALUES,
+    PreflightError,
+    check,
+    demo_settings,
+    missing_from_caches,
+    model_cached,
+)
+from climb.core.config import apply_embedded_default, load_schema
 from tests.conftest import BIN, ROOT
 
 PAPER = ROOT / "configs" / "paper-scale.yaml"

@@ -1,4 +1,4 @@
-"""Proxy training (climb.proxy): mixture sampling, schedules, determinism, torchrun on CPU, resume after a kill."""
+"""Proxy training (climb.proxy.train): mixture sampling, schedules, determinism, torchrun on CPU, resume after a kill."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from climb.io import write_json, write_parquet
-from climb.proxy import MixtureSampler, ProxyError, checkpoint_dir, lr_at, read_weights, train_proxy
-from climb.tokenizer import load_tokenizer
+from climb.core.io import write_json, write_parquet
+from climb.proxy.train import MixtureSampler, ProxyError, checkpoint_dir, lr_at, read_weights, train_proxy
+from climb.tokens.tokenizer import load_tokenizer
 from tests.test_tokenize import WORDS, make_world, synthetic_docs
 
 SETTINGS = {
@@ -156,7 +156,7 @@ def test_killed_proxy_resumes_from_checkpoint(world, tmp_path):
             "settings": settings, "seed": 5, "threads": 1}
     args_file = tmp_path / "args.json"
     args_file.write_text(json.dumps(args))
-    cmd = [sys.executable, "-m", "climb.proxy", str(args_file)]
+    cmd = [sys.executable, "-m", "climb.proxy.train", str(args_file)]
     state = checkpoint_dir(tmp_path / "killed") / "state.pt"
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.time() + 120
@@ -181,7 +181,7 @@ def test_init_from_a_pretrained_checkpoint(world, tmp_path):
     # The continued proxy starts where the first one ended, far below a fresh model's first loss.
     assert continued["loss"][0] < fresh["loss"][0] - 1.0
     assert continued["loss"][0] == pytest.approx(fresh["loss"][-1], abs=0.5)
-    from climb.proxy import build_model
+    from climb.proxy.train import build_model
 
     build_model(SETTINGS, 100, seed=0).save_pretrained(tmp_path / "small")
     with pytest.raises(ProxyError, match="vocabulary 100 is smaller than the tokenizer's 400"):

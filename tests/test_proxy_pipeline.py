@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from climb.config import load_schema
-from climb.io import write_json
-from climb.tokenize import open_shard
-from climb.tokenizer import load_tokenizer
+from climb.core.config import load_schema
+from climb.core.io import write_json
+from climb.tokens.packed import open_shard
+from climb.tokens.tokenizer import load_tokenizer
 from tests.conftest import CI_CONFIG, snakemake
 
 

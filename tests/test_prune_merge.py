@@ -11,9 +11,15 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from climb.io import write_parquet
-from climb.merge import MergeError, assign_superclusters, prune_and_merge, ward_labels
-from climb.prune import PruneError, aggregate_cluster_sums, prune_clusters, shard_cluster_sums, write_shard_cluster_sums
+from climb.core.io import write_parquet
+from climb.superclusters.merge import MergeError, assign_superclusters, prune_and_merge, ward_labels
+from climb.superclusters.prune import (
+    PruneError,
+    aggregate_cluster_sums,
+    prune_clusters,
+    shard_cluster_sums,
+    write_shard_cluster_sums,
+)
 
 CRITERIA = ["writing_quality", "advertisement", "informational_value", "educational_value"]
 THRESHOLDS = {"writing_quality": 1.0, "advertisement": 2.0, "informational_value": 1.0, "educational_value": 1.0}

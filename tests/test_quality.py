@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from climb.embedded import planted_documents
-from climb.io import write_parquet
+from climb.core.io import write_parquet
+from climb.corpus.embedded_corpus import planted_documents
 from climb.quality.annotate import annotate, sample_rows
 from climb.quality.classifier import (
     ClassifierError,

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from climb.quality.document_filter import cluster_score_distribution, filter_documents
+from climb.filter.document_quality import cluster_score_distribution, filter_documents
 from tests.conftest import CI_CONFIG, job_counts, snakemake
 
 

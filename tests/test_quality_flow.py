@@ -24,16 +24,16 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from snakemake.utils import validate
 
-from climb.config import SCHEMA_PATH
-from climb.embed import embed_texts, load_encoder
-from climb.embedded import build_corpus
-from climb.io import save_npy, write_parquet
-from climb.kmeans import fit_centroids, nearest_centroids
-from climb.merge import prune_and_merge
-from climb.prune import write_shard_cluster_sums
+from climb.cluster.embeddings import embed_texts, load_encoder
+from climb.cluster.kmeans import fit_centroids, nearest_centroids
+from climb.core.config import SCHEMA_PATH
+from climb.core.io import save_npy, write_parquet
+from climb.corpus.embedded_corpus import build_corpus
 from climb.quality.annotate import annotate
 from climb.quality.classifier import build_classifiers, expected_scores, load
 from climb.quality.score import score_shard
+from climb.superclusters.merge import prune_and_merge
+from climb.superclusters.prune import write_shard_cluster_sums
 from tests.conftest import shared_data
 
 SEED = 11

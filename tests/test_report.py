@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from climb.io import read_json, save_npy, write_json, write_parquet
-from climb.report import (
+from climb.core.io import read_json, save_npy, write_json, write_parquet
+from climb.report.pages import (
     characteristic_words,
     pca_2d,
     plot_centroid_map,

@@ -135,10 +135,10 @@ def test_climb_is_deterministic():
 @pytest.mark.parametrize("objective", ["planted", "mixing_law"])
 def test_reduced_benchmark_climb_has_lowest_regret(objective):
     """A reduced simulator benchmark (8 seeds, 5,000 candidates; noisy evaluations, budget 112); the full one is
-    `python -m climb.search.bench`."""
+    `python -m climb.bench.search_simulation`."""
     from dataclasses import replace
 
-    from climb.search.bench import BASE, regrets
+    from climb.bench.search_simulation import BASE, regrets
     from climb.search.objectives import mixing_law_objective
     from tests.conftest import shared_data
 

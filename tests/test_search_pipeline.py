@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from climb.io import write_json
+from climb.core.io import write_json
 from climb.search.core import run_search
 from climb.search.pipeline import (
     fit_round_predictor,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from climb.io import write_parquet
-from climb.log import log_to
+from climb.core.io import write_parquet
+from climb.core.log import log_to
 from climb.quality.annotate import annotate
 from climb.quality.openai_teacher import OpenAISettings, TeacherError
 from tests.conftest import ROOT

@@ -6,7 +6,7 @@ finished run, each with a command-line `--set-resources` of one rule's memory. T
 (--verbose) and SLURM's own records (`scontrol show job`, kept MinJobAge=600 s) to check that every GPU rule went to
 partition `gpu` with a GPU (`--gpus=1`, TresPerJob gres:gpu:1) and its memory, every other rule to `cpu` without
 one, and that per-shard rules went as job arrays (fewer sbatch submissions than jobs). The jobs see the cluster's
-fake GPUs; CLIMB_TEST_FAKE_GPUS=1 (climb.device) lets them run on the CPU. It needs root and apt (Debian) to install
+fake GPUs; CLIMB_TEST_FAKE_GPUS=1 (climb.compute.device) lets them run on the CPU. It needs root and apt (Debian) to install
 and start slurmctld/slurmd/munged; elsewhere it is skipped, except under CI=true where it fails.
 """
 
@@ -23,13 +23,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from climb.device import FAKE_GPUS_ENV
-from climb.placement import GPU_RULE_SIZES
+from climb.compute.device import FAKE_GPUS_ENV
+from climb.compute.placement import GPU_RULE_SIZES
 from tests.conftest import BIN, CI_CONFIG, ROOT
 
 SLURM_DIR = ROOT / "tests" / "slurm"
 PROFILE = ROOT / "profiles" / "slurm"
-GPU_RULES = set(GPU_RULE_SIZES)  # every rule that uses CUDA when present (climb.placement)
+GPU_RULES = set(GPU_RULE_SIZES)  # every rule that uses CUDA when present (climb.compute.placement)
 # Node size declared to the test cluster: large enough for the profile's requests as they are.
 NODE_CPUS, NODE_MEM_MB = 32, 262144
 
@@ -135,7 +135,7 @@ def _mem_mb(job: dict) -> int:
 
 def run_on_slurm(workdir: Path, prefix: str, targets: list[str], *extra: str):
     """`snakemake --profile profiles/slurm` on the test cluster; its jobs as SLURM records them. The jobs get the
-    test cluster's fake GPUs, which no CUDA can open: CLIMB_TEST_FAKE_GPUS=1 (climb.device) lets them use the CPU."""
+    test cluster's fake GPUs, which no CUDA can open: CLIMB_TEST_FAKE_GPUS=1 (climb.compute.device) lets them use the CPU."""
     cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(CI_CONFIG), "--profile", str(PROFILE), "--slurm-jobname-prefix", prefix,
            "--slurm-init-seconds-before-status-checks", "5", "--retries", "0", "--verbose", *targets, *extra]
@@ -267,7 +267,7 @@ def test_command_line_override_keeps_every_rules_placement(tmp_path):
                            "--set-resources", "embed:mem_mb=4000"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    from climb.plan import parse_dry_run
+    from climb.compute.plan import parse_dry_run
 
     seen = {}
     for rule, res in parse_dry_run(proc.stdout + proc.stderr):

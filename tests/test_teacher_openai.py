@@ -270,8 +270,8 @@ def test_annotate_rule_function_with_the_openai_teacher(server, tmp_path):
     import pyarrow.parquet as pq
     from snakemake.utils import validate
 
-    from climb.config import SCHEMA_PATH
-    from climb.io import write_parquet
+    from climb.core.config import SCHEMA_PATH
+    from climb.core.io import write_parquet
     from climb.quality.annotate import annotate
 
     config = {"quality": {"teacher": {"kind": "openai", "openai": {

@@ -1,4 +1,4 @@
-"""Tokenizer training and packed tokenization (climb.tokenizer, climb.tokenize) on small synthetic corpora.
+"""Tokenizer training and packed tokenization (climb.tokens.tokenizer, climb.tokens.packed) on small synthetic corpora.
 
 ``make_world`` is also used by the proxy and evaluation tests: it writes a corpus, k-means assignments,
 super-clusters, a trained tokenizer and the packed token shards into a folder, as the pipeline would.
@@ -17,9 +17,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from climb.io import write_json, write_parquet
-from climb.tokenize import TokenizeError, open_shard, token_prior, tokenize_shard
-from climb.tokenizer import build_tokenizer, load_tokenizer
+from climb.core.io import write_json, write_parquet
+from climb.tokens.packed import TokenizeError, open_shard, token_prior, tokenize_shard
+from climb.tokens.tokenizer import build_tokenizer, load_tokenizer
 
 TOKENIZER_SETTINGS = {"path": None, "vocab_size": 400, "min_frequency": 2, "sample_docs": 1000,
                       "max_chars_per_doc": 2000}

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from climb.evaluate import build_heldout_tasks
-from climb.io import read_json, write_json
-from climb.validation import (
+from climb.core.io import read_json, write_json
+from climb.proxy.evaluate import build_heldout_tasks
+from climb.validation.target_models import (
     ValidationError,
     paired_difference,
     proxy_compute,
@@ -216,7 +216,7 @@ def test_validate_is_one_target_that_trains_no_proxy_twice(pipeline, tmp_path):
     (True, 2.00, "confirmed"), (True, 2.20, "contradicted"), (True, 2.095, "not confirmed"),
     (False, 2.10, "agrees"), (False, 2.00, "gain found that the search did not support")])
 def test_a_supported_verdict_that_validation_refutes_is_flagged(supported, climb_value, outcome):
-    from climb.validation import verdict_against_validation
+    from climb.validation.target_models import verdict_against_validation
 
     tasks = [TASKS[0]]
     def reports(center):
@@ -230,7 +230,7 @@ def test_a_supported_verdict_that_validation_refutes_is_flagged(supported, climb
 
 
 def test_an_unsupported_verdict_that_missed_a_gain_says_so():
-    from climb.validation import verdict_against_validation
+    from climb.validation.target_models import verdict_against_validation
 
     def reports(center):
         return [{"objective": -(center + d), "metrics": {"climb_validation_bpb/bits_per_byte": center + d}}

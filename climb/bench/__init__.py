@@ -1,1 +1,1 @@
-"""The benchmark suite (issue 9): ``make bench`` or ``python -m climb.bench``; see climb/bench/runner.py."""
+"""The benchmark suite: ``make bench`` or ``python -m climb.bench``; see climb/bench/runner.py."""

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared" / "data"
+# Real data for the benchmarks and the tests (not shipped, never read by the workflow): one setting, the data root.
+DATA_ROOT = Path(os.environ.get("CLIMB_DATA_ROOT") or ROOT.parent / "shared" / "data")
 SIZES = ("tiny", "small", "full")
 
 
@@ -53,9 +54,9 @@ class Skip(Exception):
 
 
 def shared_file(*parts: str) -> Path:
-    path = SHARED.joinpath(*parts)
+    path = DATA_ROOT.joinpath(*parts)
     if not path.exists():
-        raise Skip(f"{path} is absent (real data for benchmarks, see ../shared/data/README.md)")
+        raise Skip(f"{path} is absent (real data for benchmarks: set CLIMB_DATA_ROOT)")
     return path
 
 

@@ -15,7 +15,7 @@ import pyarrow as pa
 import yaml
 
 from climb.bench.common import ROOT, ItemResult, Row, Skip, newsgroup_texts, peak_rss, ratio, shared_file, timed
-from climb.io import save_npy, write_json, write_parquet
+from climb.core.io import save_npy, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 THREADS = 2
@@ -24,7 +24,7 @@ THREADS = 2
 def _defaults() -> dict:
     from snakemake.utils import validate
 
-    from climb.config import SCHEMA_PATH
+    from climb.core.config import SCHEMA_PATH
 
     config: dict = {}
     validate(config, str(SCHEMA_PATH))
@@ -36,7 +36,7 @@ def _texts(n: int) -> tuple[list[str], str]:
     try:
         return newsgroup_texts(n), "20 Newsgroups"
     except Skip:
-        from climb.embedded import build_corpus
+        from climb.corpus.embedded_corpus import build_corpus
 
         corpus, _ = build_corpus(max(20, n // 6), 0, 0, 200, 2000, 0)
         texts = [d.text for d in corpus]
@@ -50,7 +50,7 @@ def embed(size: str, tmp: Path) -> ItemResult:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from climb.embed import embed_shard, resolve_model_path
+    from climb.cluster.embeddings import embed_shard, resolve_model_path
 
     n, repeats = {"tiny": (32, 1), "small": (160, 2), "full": (2000, 3)}[size]
     cfg = _defaults()["embed"]
@@ -96,7 +96,7 @@ def kmeans_vectors(n: int, n_base: int, seed: int = 0) -> tuple[np.ndarray, str]
     Gaussian mixture on the sphere when the real documents are absent."""
     rng = np.random.default_rng(seed)
     try:
-        from climb.embed import embed_texts, load_encoder
+        from climb.cluster.embeddings import embed_texts, load_encoder
 
         texts = newsgroup_texts(n_base)
         base = embed_texts(load_encoder(device="cpu"), texts, batch_size=64)
@@ -122,7 +122,7 @@ def kmeans(size: str, tmp: Path) -> ItemResult:
     import faiss
     from sklearn.cluster import MiniBatchKMeans
 
-    from climb.kmeans import fit_centroids, nearest_centroids
+    from climb.cluster.kmeans import fit_centroids, nearest_centroids
 
     n, k, n_base = {"tiny": (3000, 30, 200), "small": (20000, 200, 1000), "full": (100000, 1000, 3000)}[size]
     niter, seed = 25, 0
@@ -165,8 +165,8 @@ def kmeans(size: str, tmp: Path) -> ItemResult:
 
 # ---------------------------------------------------------------------------------------------- proxy, lm-eval
 def proxy(size: str, tmp: Path) -> ItemResult:
-    """climb.proxy_bench: train_proxy tokens/s vs a bare AdamW loop; lm-eval scoring vs bare forward passes."""
-    from climb.proxy_bench import run
+    """climb.bench.proxy_throughput: train_proxy tokens/s vs a bare AdamW loop; lm-eval scoring vs bare forward passes."""
+    from climb.bench.proxy_throughput import run
 
     steps = {"tiny": 4, "small": 20, "full": 40}[size]
     r = run("tiny", steps, 0, THREADS)
@@ -218,11 +218,11 @@ def predictor(size: str, tmp: Path) -> ItemResult:
 
 # ------------------------------------------------------------------------------------------------------- search
 def search(size: str, tmp: Path) -> ItemResult:
-    """climb.search.bench's comparison: final regret of climb / regmix / random at equal budgets, and regmix's
+    """climb.bench.search_simulation's comparison: final regret of climb / regmix / random at equal budgets, and regmix's
     distance from random's mixture and its regret against random's."""
     from dataclasses import replace
 
-    from climb.search.bench import BASE, REGMIX_DIR, main_comparison
+    from climb.bench.search_simulation import BASE, REGMIX_DIR, main_comparison
 
     seeds, settings = {"tiny": (2, replace(BASE, rounds=(8, 4, 2), candidates=500)),
                        "small": (5, BASE), "full": (20, BASE)}[size]
@@ -389,7 +389,7 @@ def make_export_inputs(folder: str, n_shards: int, docs_per_shard: int, seed: in
 
 def run_export(folder: str, corpus: list[str], idx: list[str], token_budget: int, part_tokens: int) -> None:
     """Plan, select every shard, write the parts and manifest: the export stage in one process."""
-    from climb.export import n_parts, plan_export, select_shard, write_climbmix
+    from climb.export.climbmix import n_parts, plan_export, select_shard, write_climbmix
 
     root = Path(folder)
     sc, mix, filters = str(root / "superclusters.json"), str(root / "mixture.json"), [str(root / "filter.parquet")]
@@ -415,7 +415,7 @@ def memory(size: str, tmp: Path) -> ItemResult:
         folder = tmp / f"mem_assign_{factor}"
         folder.mkdir()
         kwargs = make_assign_inputs(str(folder), base_rows * factor, k)
-        details["assign"][factor] = {"rows": base_rows * factor, **peak_rss("climb.kmeans", "assign_shard", kwargs,
+        details["assign"][factor] = {"rows": base_rows * factor, **peak_rss("climb.cluster.kmeans", "assign_shard", kwargs,
                                                                            ["faiss", "pyarrow.parquet"])}
         folder = tmp / f"mem_export_{factor}"
         folder.mkdir()
@@ -426,7 +426,7 @@ def memory(size: str, tmp: Path) -> ItemResult:
         details["export"][factor] = {"shards": base_shards * factor, "token_budget": budget, **peak_rss(
             "climb.bench.items", "run_export", {"folder": data["folder"], "corpus": data["corpus"], "idx": data["idx"],
                                                 "token_budget": budget, "part_tokens": 1_000_000},
-            ["climb.export", "pyarrow.parquet"])}
+            ["climb.export.climbmix", "pyarrow.parquet"])}
     for what, label in [("assign", f"assign_shard peak RSS MB, 4x vs 1x rows (1x = {base_rows:,}, k={k})"),
                         ("export", f"export peak RSS MB, 4x vs 1x shards (1x = {base_shards} x {docs:,} docs)")]:
         one, four = details[what][1]["peak_mb"], details[what][4]["peak_mb"]
@@ -445,7 +445,7 @@ def quality(size: str, tmp: Path) -> ItemResult:
     criterion's), the teacher's own score, and document length alone."""
     from sklearn.metrics import roc_auc_score
 
-    from climb.embedded import build_corpus
+    from climb.corpus.embedded_corpus import build_corpus
     from climb.quality.annotate import annotate, make_teacher
     from climb.quality.classifier import build_classifiers, expected_scores, load
 
@@ -587,8 +587,8 @@ def dedup_vectors(n: int, d: int, n_base: int, seed: int = 0) -> np.ndarray:
 
 
 def run_semdedup(n: int, d: int, n_base: int, block: int, seed: int = 0) -> dict:
-    """climb.dedup.semdedup on one cluster of ``n`` rows (the dedup rule's function, CPU), its vectors given up."""
-    from climb.dedup import semdedup
+    """climb.filter.dedup.semdedup on one cluster of ``n`` rows (the dedup rule's function, CPU), its vectors given up."""
+    from climb.filter.dedup import semdedup
 
     rep, _ = semdedup(dedup_vectors(n, d, n_base, seed), 0.95, block, "cpu", overwrite=True)
     return {"kept": int((rep < 0).sum())}
@@ -607,7 +607,7 @@ def run_blocked_product(n: int, d: int, n_base: int, block: int, seed: int = 0, 
 
 
 def dedup(size: str, tmp: Path) -> ItemResult:
-    """Semantic dedup of one cluster on the CPU (climb.dedup.semdedup, block 1024): pairs/s on an all-distinct
+    """Semantic dedup of one cluster on the CPU (climb.filter.dedup.semdedup, block 1024): pairs/s on an all-distinct
     cluster (every row compared with every earlier kept row) against a bare blocked matrix product of the same pairs;
     peak memory beyond the cluster's vectors at 1x and 4x cluster size (a near-duplicate-rich cluster), against the
     bare blocked product, whose block x n similarity rows grow with the cluster."""
@@ -632,7 +632,7 @@ def dedup(size: str, tmp: Path) -> ItemResult:
         entry = {"rows": m, "vectors_mb": round(vectors_mb, 1)}
         for name, fn in (("ours", "run_semdedup"), ("bare", "run_blocked_product")):
             kwargs = {"n": m, "d": d, "n_base": n_base, "block": block, **({"last_blocks": 4} if name == "bare" else {})}
-            probe = peak_rss("climb.bench.items", fn, kwargs, ["numpy", "climb.dedup"])
+            probe = peak_rss("climb.bench.items", fn, kwargs, ["numpy", "climb.filter.dedup"])
             entry[name] = {**probe, "beyond_vectors_mb": round(probe["peak_anon_mb"] - vectors_mb, 1)}
         details["memory"][factor] = entry
     mem = details["memory"]

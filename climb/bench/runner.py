@@ -19,7 +19,7 @@ from pathlib import Path
 
 from climb.bench.common import ROOT, SIZES, ItemResult, Skip
 from climb.bench.items import ITEMS
-from climb.io import write_json
+from climb.core.io import write_json
 
 log = logging.getLogger("climb.bench")
 ORDER = list(ITEMS)

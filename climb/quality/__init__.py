@@ -1,0 +1,1 @@
+"""Stage 3: quality annotation by a teacher, fastText classifiers, and per-document quality scores."""

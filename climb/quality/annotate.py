@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from climb.io import write_parquet
+from climb.core.io import write_parquet
 from climb.quality.criteria import check_criteria
 from climb.quality.heuristic import HeuristicTeacher
 from climb.quality.openai_teacher import OpenAISettings, OpenAITeacher

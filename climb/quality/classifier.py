@@ -28,7 +28,7 @@ import fasttext
 import numpy as np
 import pyarrow.parquet as pq
 
-from climb.io import atomic_path, sha256_file, write_json
+from climb.core.io import atomic_path, sha256_file, write_json
 
 log = logging.getLogger("climb.quality.classifier")
 

@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from climb.io import atomic_path
+from climb.core.io import atomic_path
 from climb.quality.classifier import expected_scores, load
 
 log = logging.getLogger("climb.quality.score")

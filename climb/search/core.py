@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from climb.core.config import load_schema
 from climb.search.predictor import Predictor, PredictorSettings, fit_predictor
 from climb.search.sampling import (
     Prior,
@@ -24,7 +25,9 @@ from climb.search.sampling import (
     tv_distance,
 )
 
-STRATEGIES = ("climb", "regmix", "random", "natural", "uniform")
+# Every mixture strategy: the schema's one list. run_search builds all but doremi (its own proxies: climb.search.doremi).
+STRATEGIES: tuple[str, ...] = tuple(load_schema()["$defs"]["strategy"]["enum"])
+SEARCH_STRATEGIES = tuple(s for s in STRATEGIES if s != "doremi")
 Evaluator = Callable[[np.ndarray], np.ndarray]
 
 
@@ -244,8 +247,8 @@ def run_search(evaluator: Evaluator, prior: Prior, settings: SearchSettings, str
     None, exactly as the DAG's pool is. Budgets: climb and regmix/random evaluate ``sum(rounds)`` mixtures;
     natural and uniform evaluate nothing.
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
+    if strategy not in SEARCH_STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {SEARCH_STRATEGIES}")
     d = prior.n_domains
     if strategy == "natural":
         return SearchResult(strategy, prior.share.copy(), None, np.zeros((0, d)), np.zeros(0), np.zeros(0, int), [])

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from climb.io import read_json, write_json
+from climb.core.io import read_json, write_json
 from climb.search.core import SearchSettings, final_mixture, propose_round, regmix_final
 from climb.search.predictor import Predictor, PredictorSettings, fit_predictor
 from climb.search.sampling import Prior, SamplerSettings, sample_pool, sampler_config

@@ -23,7 +23,7 @@ import lightgbm as lgb
 import numpy as np
 from scipy.stats import spearmanr
 
-from climb.io import atomic_open
+from climb.core.io import atomic_open
 
 MIN_ROWS_EARLY_STOPPING = 10
 KINDS = ("auto", "trees", "linear")

@@ -1,0 +1,1 @@
+"""Stage 2: document embeddings and k-means (fit on sample shards, assign every shard)."""

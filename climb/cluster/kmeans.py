@@ -1,0 +1,140 @@
+"""Spherical k-means with faiss: fit on a seeded sample of fixed shards, then assign every shard."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from climb.core.io import save_npy, write_json, write_parquet
+
+log = logging.getLogger(__name__)
+
+
+def load_embeddings(path: str | Path) -> np.ndarray:
+    """A shard's embeddings, memory-mapped (float16)."""
+    return np.load(path, mmap_mode="r")
+
+
+def sample_vectors(paths: list[str], sample_size: int, seed: int) -> tuple[np.ndarray, dict[str, int]]:
+    """A seeded sample of rows across shards, in proportion to their size, as float32 unit vectors."""
+    sizes = [load_embeddings(p).shape[0] for p in paths]
+    total = sum(sizes)
+    if total == 0:
+        raise ValueError(f"no vectors to fit k-means on in {paths}")
+    rng = np.random.default_rng(seed)
+    take = min(sample_size, total)
+    chosen = np.sort(rng.choice(total, size=take, replace=False))
+    bounds = np.cumsum([0, *sizes])
+    parts, per_shard = [], {}
+    for i, path in enumerate(paths):
+        local = chosen[(chosen >= bounds[i]) & (chosen < bounds[i + 1])] - bounds[i]
+        per_shard[Path(path).name] = int(len(local))
+        if len(local):
+            parts.append(np.asarray(load_embeddings(path)[local], dtype=np.float32))
+    vectors = np.ascontiguousarray(np.concatenate(parts))
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return vectors, per_shard
+
+
+def use_gpu(gpu: str) -> bool:
+    """cluster.gpu yes|no|auto -> whether faiss fits on a GPU; fails when one was asked for or given to the job and
+    faiss sees none (e.g. PyPI's faiss-cpu installed over conda's faiss-gpu; climb.compute.device)."""
+    from climb.compute.device import resolve_device
+
+    requested = {"yes": "cuda", "no": "cpu", "auto": "auto"}[gpu]
+    return resolve_device(requested, "cluster.gpu", backend="faiss") == "cuda"
+
+
+def kmeans_plusplus_init(vectors: np.ndarray, k: int, seed: int, max_points: int = 50_000) -> np.ndarray:
+    """k-means++ seeds (Arthur & Vassilvitskii) from at most ``max_points`` sampled vectors.
+
+    Random initialisation lets small, tight clusters (boilerplate, spam) share a centroid with a neighbour;
+    k-means++ spreads the seeds so they get their own.
+    """
+    from sklearn.cluster import kmeans_plusplus
+
+    rng = np.random.default_rng(seed)
+    pool = vectors if len(vectors) <= max_points else vectors[np.sort(rng.choice(len(vectors), max_points, replace=False))]
+    centers, _ = kmeans_plusplus(pool, k, random_state=seed)
+    return np.ascontiguousarray(centers, dtype=np.float32)
+
+
+def fit_centroids(vectors: np.ndarray, k: int, niter: int = 25, nredo: int = 1, seed: int = 0,
+                  gpu: bool = False, init: str = "kmeans++", init_max_points: int = 50_000) -> tuple[np.ndarray, float]:
+    """Spherical k-means centroids (unit rows, float32) and the objective, best of ``nredo`` runs."""
+    import faiss
+
+    n, d = vectors.shape
+    if k > n:
+        raise ValueError(f"cluster.k={k} is more than the {n} vectors sampled to fit on; lower cluster.k")
+    best: tuple[np.ndarray, float] | None = None
+    for run in range(nredo):
+        run_seed = seed + 7919 * run
+        km = faiss.Kmeans(d, k, niter=niter, seed=run_seed, spherical=True, gpu=gpu, verbose=False,
+                          max_points_per_centroid=max(1, -(-n // k)), min_points_per_centroid=1)
+        start = kmeans_plusplus_init(vectors, k, run_seed, init_max_points) if init == "kmeans++" else None
+        km.train(vectors, init_centroids=start)
+        objective = float(km.obj[-1]) if len(km.obj) else float("nan")
+        log.info("k-means run %d/%d: objective %.4f", run + 1, nredo, objective)
+        if best is None or objective > best[1]:  # spherical: the objective is a sum of similarities
+            best = (np.array(km.centroids, dtype=np.float32), objective)
+    assert best is not None
+    centroids = np.ascontiguousarray(best[0])
+    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+    return centroids, best[1]
+
+
+def fit_kmeans(embedding_paths: list[str], centroids_path: str, report_path: str, k: int, sample_size: int,
+               niter: int = 25, nredo: int = 1, seed: int = 0, gpu: str = "auto", init: str = "kmeans++",
+               init_max_points: int = 50_000, threads: int | None = None) -> None:
+    """Fit k-means on a seeded sample of the given shards; write the centroids and a fit report."""
+    import faiss
+
+    if threads:
+        faiss.omp_set_num_threads(threads)
+    on_gpu = use_gpu(gpu)  # first: a GPU job without a usable GPU stops before reading the sample
+    start = time.perf_counter()
+    vectors, per_shard = sample_vectors(embedding_paths, sample_size, seed)
+    log.info("fitting k-means k=%d on %d vectors of dim %d (%s)", k, *vectors.shape, "GPU" if on_gpu else "CPU")
+    centroids, objective = fit_centroids(vectors, k, niter, nredo, seed, on_gpu, init, init_max_points)
+    save_npy(centroids_path, centroids)
+    write_json(report_path, {"k": k, "dim": int(vectors.shape[1]), "sample": int(len(vectors)),
+                             "sample_per_shard": per_shard, "niter": niter, "nredo": nredo, "seed": seed, "init": init,
+                             "objective": round(objective, 6), "gpu": on_gpu})
+    log.info("k-means fit in %.1f s, objective %.4f", time.perf_counter() - start, objective)
+
+
+def nearest_centroids(vectors: np.ndarray, centroids: np.ndarray, batch_rows: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster (int32) and cosine distance (float32) of each vector, in batches."""
+    import faiss
+
+    index = faiss.IndexFlatIP(centroids.shape[1])
+    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    clusters = np.empty(len(vectors), dtype=np.int32)
+    distances = np.empty(len(vectors), dtype=np.float32)
+    for start in range(0, len(vectors), batch_rows):
+        chunk = np.ascontiguousarray(vectors[start:start + batch_rows], dtype=np.float32)
+        sims, idx = index.search(chunk, 1)
+        clusters[start:start + len(chunk)] = idx[:, 0]
+        distances[start:start + len(chunk)] = 1.0 - sims[:, 0]
+    return clusters, distances
+
+
+def assign_shard(corpus_path: str, embeddings_path: str, centroids_path: str, out_path: str,
+                 batch_rows: int = 65536) -> None:
+    """Assign every document of a shard to its nearest centroid: ``id``, ``cluster``, ``distance``."""
+    ids = pq.read_table(corpus_path, columns=["id"]).column("id")
+    vectors = load_embeddings(embeddings_path)
+    if len(ids) != vectors.shape[0]:
+        raise ValueError(f"{embeddings_path} has {vectors.shape[0]} rows but {corpus_path} has {len(ids)}: "
+                         "re-run the embed rule for this shard")
+    centroids = np.load(centroids_path)
+    clusters, distances = nearest_centroids(vectors, centroids, batch_rows)
+    table = pa.table({"id": ids, "cluster": pa.array(clusters, pa.int32()), "distance": pa.array(distances, pa.float32())})
+    write_parquet(out_path, table)
+    log.info("assigned %d documents of %s to %d clusters", len(ids), corpus_path, len(np.unique(clusters)))

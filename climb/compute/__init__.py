@@ -1,0 +1,1 @@
+"""Where jobs run: the device resolver, GPU placement of rules, preflight checks and the GPU-hour plan."""

@@ -1,0 +1,1 @@
+"""Stage 8: ClimbMix and ClimbLab Parquet parts and the blends a trainer reads."""

@@ -1,0 +1,1 @@
+"""Stage 6: the pipeline tokenizer and the packed per-shard token files with their index."""
