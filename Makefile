@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run validate test test-deps lint bench clean
+.PHONY: setup run validate test test-deps lint bench docs clean
 
 setup: $(VENV)/.installed slurm
 
@@ -26,8 +26,12 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
+# The run, then the Snakemake report (results/report.html), then the run's summary (results/summary.txt).
 run: setup
-	$(BIN)/snakemake --cores $(CORES)
+	CLIMB_PRINT_SUMMARY=0 $(BIN)/snakemake --cores $(CORES)
+	@mkdir -p results/logs && $(BIN)/snakemake --cores $(CORES) --report results/report.html > results/logs/report.log 2>&1 \
+	  || { tail -20 results/logs/report.log; exit 1; }
+	@$(BIN)/python -m climb.report.summary results/summary.txt results/report.html
 
 # The validation table (results/validation/validation_table.md): target models on every strategy's final mixture.
 validate: setup
@@ -56,6 +60,11 @@ bench: setup
 lint: setup
 	$(BIN)/ruff check climb scripts tests
 	$(BIN)/snakemake --lint
+
+# Generated documentation: the config reference (from the schema) and the rule graph (graphviz's dot).
+docs: setup
+	$(BIN)/python -m climb.core.config docs/config.md
+	$(BIN)/snakemake --rulegraph dot all validate 2>/dev/null | dot -Tsvg > docs/.rulegraph.svg && mv docs/.rulegraph.svg docs/rulegraph.svg
 
 clean:
 	rm -rf results .snakemake

@@ -46,8 +46,13 @@ rule all:
 
 
 onsuccess:
-    from climb.report.summary import run_summary
+    import os
+
+    from climb.report.summary import run_summary, write_summary
 
     mixture = get_export_mixture()
     summaries = get_report_search_summaries() if config["export"]["mixture"] == "search" else []
-    print(run_summary(mixture, "results/climbmix/manifest.json", summaries))
+    summary = run_summary(mixture, "results/climbmix/manifest.json", summaries)
+    write_summary(summary)  # results/summary.txt; `make run` prints it after building the report
+    if os.environ.get("CLIMB_PRINT_SUMMARY", "1") != "0":
+        print(summary)

@@ -1,12 +1,14 @@
 """The closing summary a finished run prints (the Snakefile's `onsuccess`): the exported mixture and whether the
-search supports it, what ClimbMix holds, and where the report and the validation table are."""
+search supports it, what ClimbMix holds, and where the report and the validation table are. It is also written to
+``results/summary.txt``, which `make run` prints last, after building the report."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
-from climb.core.io import read_json
+from climb.core.io import atomic_open, read_json
 from climb.search.signal import describe
 
 
@@ -14,7 +16,8 @@ def _fmt(value: Any) -> str:
     return "n/a" if value is None else f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def run_summary(mixture_path: str, manifest_path: str, summary_paths: list[str]) -> str:
+def run_summary(mixture_path: str, manifest_path: str, summary_paths: list[str],
+                report_path: str = "results/report.html") -> str:
     """Text of the summary from the files the run wrote; parts it did not build are left out."""
     lines = ["", "climb: the run is complete."]
     if Path(mixture_path).exists():
@@ -44,5 +47,29 @@ def run_summary(mixture_path: str, manifest_path: str, summary_paths: list[str])
     table = Path("results/validation/validation_table.md")
     if table.exists():
         lines.append(f"  validation table: {table}")
-    lines.append("  report: snakemake --report report.html (then open report.html)")
+    lines.append(_report_line(report_path))
     return "\n".join(lines)
+
+
+def _report_line(report_path: str) -> str:
+    if Path(report_path).exists():
+        return f"  report: open {report_path} in a browser"
+    return f"  report: `snakemake --report {report_path}` builds it (`make run` does), then open it"
+
+
+def write_summary(text: str, path: str = "results/summary.txt") -> None:
+    with atomic_open(path, "w") as fh:
+        fh.write(text.lstrip("\n") + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m climb.report.summary results/summary.txt results/report.html``: the run's summary, its report line
+    brought up to date (`make run` builds the report after the run)."""
+    summary_path, report_path = (argv if argv is not None else sys.argv[1:])[:2]
+    lines = [line for line in Path(summary_path).read_text().splitlines() if not line.startswith("  report: ")]
+    print("\n".join(["", *lines, _report_line(report_path)]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
