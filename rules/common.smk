@@ -4,7 +4,7 @@
 import re
 
 from climb.compute.placement import gpus_for, job_resources
-from climb.core.config import result_settings
+from climb.core.config import SEARCH_STRATEGIES, STRATEGIES, result_settings
 from climb.corpus.shards import embedded_shards, resolve_shards, select_fit_shards
 
 EMBEDDED_DIR = "results/embedded"

@@ -293,7 +293,7 @@ rule final_mixture:
         search=get_final_params,
         seed=config["seed"],
     wildcard_constraints:
-        strategy="climb|regmix|random|natural|uniform",
+        strategy="|".join(SEARCH_STRATEGIES),
     log:
         "results/logs/search/{target}/{strategy}/final_mixture.log",
     benchmark:

@@ -73,7 +73,7 @@ rule train_target_model:
         settings=get_target_model_settings(),
         seed=get_target_model_seed,
     wildcard_constraints:
-        strategy="climb|regmix|random|natural|uniform|doremi",
+        strategy="|".join(STRATEGIES),
         s=r"\d+",
     threads: config["proxy"]["threads"]
     resources:
@@ -99,7 +99,7 @@ rule evaluate_target_model:
         tasks=config["validation"]["tasks"],
         seed=config["seed"],
     wildcard_constraints:
-        strategy="climb|regmix|random|natural|uniform|doremi",
+        strategy="|".join(STRATEGIES),
         s=r"\d+",
     threads: config["proxy"]["threads"]
     resources:

@@ -23,6 +23,12 @@ def load_schema(path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
         return yaml.safe_load(fh)
 
 
+# Every mixture strategy: the schema's one list ($defs.strategy). The search's run_search builds all but doremi,
+# which trains its own proxies (climb.search.doremi).
+STRATEGIES: tuple[str, ...] = tuple(load_schema()["$defs"]["strategy"]["enum"])
+SEARCH_STRATEGIES: tuple[str, ...] = tuple(s for s in STRATEGIES if s != "doremi")
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
     key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
     if error.validator == "additionalProperties":

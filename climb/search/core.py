@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from climb.core.config import load_schema
+from climb.core.config import SEARCH_STRATEGIES
 from climb.search.predictor import Predictor, PredictorSettings, fit_predictor
 from climb.search.sampling import (
     Prior,
@@ -25,9 +25,6 @@ from climb.search.sampling import (
     tv_distance,
 )
 
-# Every mixture strategy: the schema's one list. run_search builds all but doremi (its own proxies: climb.search.doremi).
-STRATEGIES: tuple[str, ...] = tuple(load_schema()["$defs"]["strategy"]["enum"])
-SEARCH_STRATEGIES = tuple(s for s in STRATEGIES if s != "doremi")
 Evaluator = Callable[[np.ndarray], np.ndarray]
 
 
