@@ -1,8 +1,7 @@
 # Stage 2: embed every shard, fit k-means on the fit shards' embeddings, assign every shard.
 
 
-def get_fit_embeddings(wildcards):
-    return expand("results/embed/{shard}.npy", shard=get_fit_shards())
+include: "cluster_inputs.smk"
 
 
 rule embed:

@@ -1,5 +1,7 @@
-def get_shard_path(wildcards):
-    return SHARDS[wildcards.shard]
+# Stage 1: read every input shard into Parquet (ingest), rejects quarantined with their reason; one corpus summary.
+
+
+include: "corpus_inputs.smk"
 
 
 if not config["input"]["shards"]:

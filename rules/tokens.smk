@@ -1,8 +1,7 @@
-def get_tokenizer_inputs(wildcards):
-    """The configured tokenizer folder, or the fit shards' corpus to train the BPE on (so a new shard changes nothing)."""
-    if config["tokenizer"]["path"]:
-        return [config["tokenizer"]["path"]]
-    return get_fit_corpus(wildcards)
+# Tokens: a BPE tokenizer trained on the corpus, every shard tokenized, the token prior and the token manifest.
+
+
+include: "tokens_inputs.smk"
 
 
 rule train_tokenizer:

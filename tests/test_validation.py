@@ -174,9 +174,14 @@ def test_pipeline_validation_table_shape(pipeline):
     assert "validation" in (pipeline / "results" / "report" / "validation.html").read_text().lower()
     summary = read_json(results / "validation.json")
     assert set(summary["climb_vs"]) == set(PIPELINE_STRATEGIES) - {"climb"}
-    # Each strategy's target models were trained on that strategy's final mixture, with distinct seeds.
+    # Each strategy's target models were trained on that strategy's final mixture (CLIMB's searched one when its
+    # verdict fell back to the prior), with distinct seeds.
     for s in PIPELINE_STRATEGIES:
-        final = read_json(pipeline / "results" / "search" / "general" / s / "final_mixture.json")["weights"]
+        final_mixture = read_json(pipeline / "results" / "search" / "general" / s / "final_mixture.json")
+        validated = read_json(results / s / "mixture.json")
+        final = (final_mixture["searched"] if final_mixture.get("fallback") else final_mixture)["weights"]
+        assert validated["weights"] == final
+        assert validated["validated"] == ("searched" if final_mixture.get("fallback") else "final")
         trainings = [read_json(results / s / f"seed{k}" / "training.json") for k in range(seeds)]
         for t in trainings:
             assert t["weights"] == {k: v for k, v in final.items() if v > 0}
@@ -214,7 +219,7 @@ def test_validate_is_one_target_that_trains_no_proxy_twice(pipeline, tmp_path):
 
 @pytest.mark.parametrize(("supported", "climb_value", "outcome"), [
     (True, 2.00, "confirmed"), (True, 2.20, "contradicted"), (True, 2.095, "not confirmed"),
-    (False, 2.10, "agrees"), (False, 2.00, "gain found that the search did not support")])
+    (False, 2.10, "agrees"), (False, 2.00, "missed: the searched mixture validates better than natural")])
 def test_a_supported_verdict_that_validation_refutes_is_flagged(supported, climb_value, outcome):
     from climb.validation.target_models import verdict_against_validation
 
@@ -227,6 +232,22 @@ def test_a_supported_verdict_that_validation_refutes_is_flagged(supported, climb
     assert check["outcome"] == outcome
     assert check["contradicted"] == (outcome == "contradicted")
     assert verdict_against_validation(summary, {}) is None  # no verdict (e.g. another strategy), no check
+
+
+def test_target_models_validate_what_the_search_found(tmp_path):
+    """An unsupported CLIMB mixture that fell back to the prior is validated with its searched weights; every other
+    final mixture with its own weights."""
+    from climb.validation.target_models import mixture_to_validate
+
+    fell_back = {"weights": {"0": 0.5, "1": 0.5}, "fallback": "prior", "supported": False,
+                 "searched": {"weights": {"0": 0.9, "1": 0.1}, "predicted": -2.0}}
+    kept = {"weights": {"0": 0.7, "1": 0.3}, "supported": True}
+    for name, final, expected, which in [("fell_back", fell_back, {"0": 0.9, "1": 0.1}, "searched"),
+                                         ("kept", kept, {"0": 0.7, "1": 0.3}, "final")]:
+        write_json(tmp_path / f"{name}.json", final)
+        out = mixture_to_validate(str(tmp_path / f"{name}.json"), str(tmp_path / f"{name}_validated.json"))
+        assert read_json(tmp_path / f"{name}_validated.json") == out
+        assert out["weights"] == expected and out["validated"] == which
 
 
 def test_an_unsupported_verdict_that_missed_a_gain_says_so():

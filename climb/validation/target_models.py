@@ -87,6 +87,27 @@ def paired_difference(a: Sequence[float], b: Sequence[float], level: float = 0.9
     return {"mean": mean, "n": int(len(d)), "se": se, "ci": [mean - half, mean + half], "level": level}
 
 
+def validated_weights(final: dict[str, Any]) -> dict[str, Any]:
+    """The weights target models train on for one strategy's final mixture: its ``weights``, except for a CLIMB mixture
+    the search did not support and replaced by the prior (``fallback``): then the searched weights (``searched``).
+    Validation measures what the search found; the verdict is then checked against that measurement."""
+    if final.get("fallback") and isinstance(final.get("searched"), dict):
+        return final["searched"]["weights"]
+    return final["weights"]
+
+
+def mixture_to_validate(final_path: str, out_path: str) -> dict[str, Any]:
+    """Write ``results/validation/{strategy}/mixture.json``: :func:`validated_weights` of the final mixture, and
+    which weights they are (``validated``: final or searched)."""
+    final = read_json(final_path)
+    weights = validated_weights(final)
+    out = {"weights": weights, "validated": "final" if weights is final["weights"] else "searched",
+           "final_mixture": str(final_path)}
+    write_json(out_path, out)
+    log.info("%s: validating the %s weights", final_path, out["validated"])
+    return out
+
+
 def proxy_compute(mixture: dict[str, Any], proxy_tokens: int) -> dict[str, int]:
     """Proxies a strategy trained for its final mixture, and their tokens: ``proxies`` when the mixture file says
     (doremi: its reference and DRO proxies), else the evaluated mixtures it was chosen from (failed ones too: they
@@ -136,10 +157,11 @@ def summarize(strategies: Sequence[str], scores: dict[str, list[dict]], tasks: S
 def verdict_against_validation(summary: dict, climb_mixture: dict) -> dict | None:
     """The search's verdict on the climb mixture next to what validation measured against the natural mixture.
 
-    A supported mixture whose validated objective is worse than natural's by more than the larger seed std is
-    contradicted: the search claimed a gain that the target models refute (a defect to investigate). An unsupported
-    one that fell back to natural while another strategy's mixture validates better than natural by more than the
-    seed std is a gain the verdict missed (``missed`` names those strategies)."""
+    CLIMB's row is the searched mixture (:func:`validated_weights`), also when the verdict rejected it. A supported
+    mixture whose validated objective is worse than natural's by more than the larger seed std is contradicted: the
+    search claimed a gain that the target models refute (a defect to investigate). An unsupported one that validates
+    better than natural by more than the seed std is a gain the verdict missed; ``missed`` also names the other
+    strategies that validate better than natural by more than their seed std while the verdict was negative."""
     judged = climb_mixture.get("verdict")
     versus = summary["climb_vs"].get("natural")
     if not judged or versus is None:
@@ -148,7 +170,7 @@ def verdict_against_validation(summary: dict, climb_mixture: dict) -> dict | Non
     if judged["supported"]:
         outcome = "confirmed" if margin > noise else "contradicted" if margin < -noise else "not confirmed"
     else:
-        outcome = "agrees" if margin <= noise else "gain found that the search did not support"
+        outcome = "agrees" if margin <= noise else "missed: the searched mixture validates better than natural"
     rows, missed = summary["strategies"], []
     if not judged["supported"] and "natural" in rows:
         natural = rows["natural"]["objective"]
@@ -180,7 +202,7 @@ def _paired_cell(paired: dict | None) -> str:
 
 
 def _weights_row(mixture: dict, ids: list[str]) -> list[str]:
-    return [f"{mixture['weights'].get(i, 0.0):.3f}" for i in ids]
+    return [f"{validated_weights(mixture).get(i, 0.0):.3f}" for i in ids]
 
 
 def render_markdown(summary: dict, mixtures: dict[str, dict], target: str, model: dict) -> str:
@@ -212,7 +234,7 @@ def render_markdown(summary: dict, mixtures: dict[str, dict], target: str, model
     if check:
         state = "supported" if check["supported"] else "not supported"
         if check["fallback"] == "prior":
-            state += " (CLIMB's row is the natural mixture it fell back to)"
+            state += " (CLIMB's row is the searched mixture; the natural mixture was exported instead)"
         flag = "CONTRADICTED: the search's supported mixture validates worse than natural" \
             if check["contradicted"] else check["outcome"]
         lines += ["", f"Search verdict on the CLIMB mixture: {state}; against natural in validation: {flag} "
@@ -221,7 +243,7 @@ def render_markdown(summary: dict, mixtures: dict[str, dict], target: str, model
         lines += ["", "Proxy compute: the proxies each strategy trained for its final mixture × tokens per proxy (DoReMi "
                   "trains two; CLIMB, RegMix and best random the search's budget; natural and uniform none)."]
     ids = sorted({i for m in mixtures.values() for i in m["weights"]}, key=int)
-    lines += ["", "Mixture weights per super-cluster:", "",
+    lines += ["", "Mixture weights per super-cluster (the weights the target models trained on):", "",
               "| Strategy | " + " | ".join(f"sc{int(i):02d}" for i in ids) + " |",
               "|---|" + "---:|" * len(ids)]
     for s in strategies:
@@ -292,7 +314,7 @@ def validation_table(strategies: Sequence[str], n_seeds: int, score_paths: Seque
     seeds = [target_model_seed(seed, k) for k in range(n_seeds)]
     summary["verdict"] = verdict_against_validation(summary, mixtures["climb"]) if "climb" in mixtures else None
     summary = {**summary, "target": target, "model": {"preset": model["preset"], "tokens": model["tokens"]},
-               "seeds": seeds, "mixtures": {s: {"path": p, "weights": mixtures[s]["weights"]}
+               "seeds": seeds, "mixtures": {s: {"path": p, "weights": validated_weights(mixtures[s])}
                                            for s, p in zip(strategies, mixture_paths, strict=True)}}
     if proxy_tokens is not None:
         summary["compute"] = {s: proxy_compute(mixtures[s], proxy_tokens) for s in strategies}
