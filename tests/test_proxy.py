@@ -16,6 +16,7 @@ import pytest
 
 from climb.core.io import write_json, write_parquet
 from climb.proxy.train import MixtureSampler, ProxyError, checkpoint_dir, lr_at, read_weights, train_proxy
+from climb.search.mixture_file import MixtureError
 from climb.tokens.tokenizer import load_tokenizer
 from tests.test_tokenize import WORDS, make_world, synthetic_docs
 
@@ -49,10 +50,10 @@ def test_read_weights_validates(tmp_path):
     known = [0, 1, 2]
     assert read_weights(weights_file(tmp_path / "a.json", {0: 0.25, 1: 0.75, 2: 0.0}), known) == {0: 0.25, 1: 0.75}
     for bad, message in (({0: 0.5, 1: 0.4}, "sum to"), ({0: 1.2, 1: -0.2}, ">= 0"), ({7: 1.0}, "super-cluster 7")):
-        with pytest.raises(ProxyError, match=message):
+        with pytest.raises(MixtureError, match=message):
             read_weights(weights_file(tmp_path / "b.json", bad), known)
     (tmp_path / "c.json").write_text('{"0": 1.0}')
-    with pytest.raises(ProxyError, match="expected"):
+    with pytest.raises(MixtureError, match="expected"):
         read_weights(str(tmp_path / "c.json"), known)
 
 

@@ -103,8 +103,8 @@ def test_pool_mixture_is_stable_when_the_pool_grows(tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     ({"weights": {"0": 0.5}}, "sum to 0.5"),
-    ({"weights": {"9": 1.0}}, "'9' is not in the prior"),
-    ({"weights": {"0": -0.5, "1": 1.5}}, "weight of super-cluster 0"),
+    ({"weights": {"9": 1.0}}, "weights key '9': super-cluster 9 is not in"),
+    ({"weights": {"0": -0.5, "1": 1.5}}, "weights key '0' is -0.5"),
     ({"w": {}}, "expected"),
 ])
 def test_bad_weights_name_the_file(tmp_path, content, message):

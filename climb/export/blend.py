@@ -8,46 +8,21 @@ super-cluster's ClimbLab folder) and a plain JSON ``{super-cluster name: weight}
 from __future__ import annotations
 
 import logging
-import math
 import os
 from typing import Any
 
-from climb.core.io import atomic_open, read_json, write_json
+from climb.core.io import atomic_open, write_json
+from climb.search.mixture_file import MixtureError, read_mixture_weights
 from climb.superclusters.superclusters_file import read_superclusters
 
 log = logging.getLogger("climb.export.blend")
 
 
-class MixtureError(ValueError):
-    """A mixture file that cannot be used (names the file and the offending key)."""
-
-
 def read_mixture(path: str | os.PathLike, known: list[int], tolerance: float = 1e-6) -> dict[int, float]:
-    """Weights ``{"weights": {"<super-cluster id>": w}}`` over ``known`` ids (missing ones are 0).
-
-    A token prior (``tokens/prior.json``, ``{"prior": {...}}``) is read as the mixture of its prior. Weights must be finite, non-negative, name known super-clusters and sum to 1 (within ``tolerance``);
-    they are renormalised to sum to exactly 1.
-    """
-    data = read_json(path)
-    if isinstance(data, dict) and "weights" not in data and isinstance(data.get("prior"), dict):
-        data = {"weights": data["prior"]}
-    if not isinstance(data, dict) or not isinstance(data.get("weights"), dict):
-        raise MixtureError(f"{path}: expected an object with a \"weights\" object {{\"<super-cluster id>\": float}}")
-    weights = dict.fromkeys(sorted(known), 0.0)
-    for key, value in data["weights"].items():
-        try:
-            sc = int(key)
-        except ValueError as err:
-            raise MixtureError(f"{path}: weights key {key!r} is not a super-cluster id") from err
-        if sc not in weights:
-            raise MixtureError(f"{path}: weights key {key!r}: super-cluster {sc} is not in superclusters.json "
-                               f"(known: {sorted(known)})")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-            raise MixtureError(f"{path}: weights key {key!r} is {value!r}; weights must be finite numbers >= 0")
-        weights[sc] = float(value)
+    """Weights of a mixture file (:func:`climb.search.mixture_file.read_mixture_weights`) over ``known`` ids, missing
+    ones 0, renormalised to sum to exactly 1."""
+    weights = read_mixture_weights(path, known, tolerance)
     total = sum(weights.values())
-    if abs(total - 1.0) > tolerance:
-        raise MixtureError(f"{path}: weights sum to {total!r}, not 1")
     return {sc: w / total for sc, w in weights.items()}
 
 

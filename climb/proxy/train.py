@@ -47,7 +47,8 @@ from typing import Any
 import numpy as np
 
 from climb.core.config import section_keys
-from climb.core.io import atomic_path, read_json, write_json
+from climb.core.io import atomic_path, write_json
+from climb.search.mixture_file import read_mixture_weights
 from climb.superclusters.superclusters_file import read_superclusters
 from climb.tokens.packed import (
     TokenShard,
@@ -93,25 +94,8 @@ def mixture_folder(out_dir: str | os.PathLike) -> str:
 
 
 def read_weights(path: str | os.PathLike, known: list[int]) -> dict[int, float]:
-    """Mixture weights ``{"weights": {"<super-cluster id>": w}}``: non-negative, known ids, summing to 1."""
-    data = read_json(path)
-    if not isinstance(data, dict) or not isinstance(data.get("weights"), dict):
-        raise ProxyError(f"{path}: expected {{\"weights\": {{\"<super-cluster id>\": float}}}}")
-    weights: dict[int, float] = {}
-    for key, value in data["weights"].items():
-        try:
-            sc = int(key)
-        except ValueError as err:
-            raise ProxyError(f"{path}: weight key {key!r} is not a super-cluster id") from err
-        if sc not in known:
-            raise ProxyError(f"{path}: super-cluster {sc} is not in superclusters.json (known: {known})")
-        if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-            raise ProxyError(f"{path}: weight of super-cluster {sc} is {value!r}; weights must be finite and >= 0")
-        weights[sc] = float(value)
-    total = sum(weights.values())
-    if abs(total - 1.0) > 1e-6:
-        raise ProxyError(f"{path}: weights sum to {total}, not 1")
-    return {sc: w for sc, w in sorted(weights.items()) if w > 0}
+    """The super-clusters a proxy trains on and their weights, as the mixture file gives them (the weights > 0)."""
+    return {sc: w for sc, w in read_mixture_weights(path, known).items() if w > 0}
 
 
 @dataclass

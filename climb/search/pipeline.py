@@ -30,6 +30,7 @@ import numpy as np
 
 from climb.core.io import read_json, write_json
 from climb.search.core import SearchSettings, final_mixture, propose_round, regmix_final
+from climb.search.mixture_file import read_mixture_weights
 from climb.search.predictor import Predictor, PredictorSettings, fit_predictor
 from climb.search.sampling import Prior, SamplerSettings, sample_pool, sampler_config
 from climb.search.signal import (
@@ -98,19 +99,8 @@ def weights_to_json(prior: Prior, w: np.ndarray) -> dict[str, float]:
 
 def read_weights(path: str | Path, prior: Prior) -> np.ndarray:
     """A mixture file as a vector in the prior's domain order (absent domains are 0; unknown ids are errors)."""
-    data = read_json(path)
-    if not isinstance(data, dict) or not isinstance(data.get("weights"), dict):
-        raise ValueError(f"{path}: expected {{\"weights\": {{\"<super-cluster id>\": float}}}}")
-    index = {name: i for i, name in enumerate(prior.names)}
-    w = np.zeros(prior.n_domains)
-    for key, value in data["weights"].items():
-        if key not in index:
-            raise ValueError(f"{path}: super-cluster {key!r} is not in the prior (ids {prior.names})")
-        if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"{path}: weight of super-cluster {key} is {value!r}; expected a finite number >= 0")
-        w[index[key]] = value
-    if abs(w.sum() - 1.0) > 1e-6:
-        raise ValueError(f"{path}: weights sum to {w.sum()}, not 1")
+    weights = read_mixture_weights(path, [int(name) for name in prior.names])
+    w = np.array([weights[int(name)] for name in prior.names], dtype=np.float64)
     return w / w.sum()
 
 
