@@ -27,7 +27,7 @@ PAPER = ROOT / "configs" / "paper-scale.yaml"
 PROFILE = ROOT / "profiles" / "slurm"
 PER_SHARD = ["ingest", "embed", "assign_clusters", "score_quality", "cluster_quality_sums", "decontam", "tokenize",
              "climbmix_select"]
-PROXIES = 64 + 32 + 16 + 3  # the rounds, and 3 noise-floor replicates
+PROXIES = 64 + 32 + 16 + 3 + 2  # the rounds, and the noise floor: 3 replicates and 2 contrasts
 
 
 def dry_run(tmp_path: Path, overlay: Path, *args: str, quiet: bool = True) -> tuple[str, float]:
@@ -148,7 +148,8 @@ def test_dag_grows_linearly_with_shards(growth):
 
 @pytest.mark.slow
 def test_paper_scale_2000_shards(tmp_path, growth):
-    """The acceptance dry run: 2,000 shards, job counts per rule, and its seconds (goal <= 10 s on 2 cores)."""
+    """The acceptance dry run: 2,000 shards, job counts per rule. Its seconds are printed, not asserted: the
+    benchmark's `dag` item measures them (goal <= 10 s on 2 cores) against a bare Snakefile's."""
     per_shard, worst = growth
     if per_shard > MAX_EDGES_PER_SHARD:  # measured: > 10 min and > 5 GB at 2,000 shards while this holds
         pytest.xfail(f"{FAN_IN} Now {per_shard:.0f} edges per shard: {worst}")
@@ -159,7 +160,6 @@ def test_paper_scale_2000_shards(tmp_path, growth):
     for rule, count in expected_counts(n).items():
         assert counts.get(rule) == count, f"{rule}: {counts.get(rule)} jobs, expected {count}"
     print(f"paper-scale dry run, {n} shards: {sum(counts.values())} jobs in {seconds:.1f} s")
-    assert seconds < 120, f"dry run of {n} shards took {seconds:.0f} s"
 
 
 def test_plan_parses_jobs():
