@@ -46,10 +46,10 @@ def get_eval_data(wildcards):
 
 
 def get_proxy_seed(wildcards):
-    """The search's seed; noise-floor replicate j trains with its own (climb.search.signal.replicate_seed)."""
+    """The search's seed; noise-floor replicate and contrast j train with seed j (climb.search.signal.replicate_seed)."""
     from climb.search.signal import replicate_seed
 
-    replicate = re.fullmatch(r"pool/replicate(\d+)", wildcards.mixdir)
+    replicate = re.fullmatch(r"pool/(?:replicate|contrast)(\d+)", wildcards.mixdir)
     return replicate_seed(config["seed"], int(replicate.group(1))) if replicate else config["seed"]
 
 
@@ -72,5 +72,5 @@ def get_target_tasks(wildcards):
 
 
 wildcard_constraints:
-    mixdir=r"(?:pool/mix\d+|pool/replicate\d+|[^/]+/round\d+/mix\d+|doremi/reference)",
+    mixdir=r"(?:pool/mix\d+|pool/replicate\d+|pool/contrast\d+|[^/]+/round\d+/mix\d+|doremi/reference)",
     target=r"[^/]+",

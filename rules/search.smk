@@ -45,6 +45,24 @@ rule natural_replicate:
         "../scripts/search_replicate.py"
 
 
+rule contrast_replicate:
+    input:
+        pool="results/search/pool/mix0/weights.json",
+    output:
+        "results/search/pool/contrast{j}/weights.json",
+    wildcard_constraints:
+        j=r"[1-9]\d*",
+    localrule: True
+    log:
+        "results/logs/search/pool/contrast{j}/write.log",
+    benchmark:
+        "results/benchmarks/search/pool/contrast{j}/write.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/search_contrast.py"
+
+
 rule fit_round_predictor:
     input:
         unpack(get_round_history),

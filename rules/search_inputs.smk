@@ -72,12 +72,23 @@ def get_replicate_scores(target):
     return [f"results/search/pool/replicate{j}/scores/{target}.json" for j in range(config["search"]["replicates"])]
 
 
+def get_contrast_scores(target):
+    """Scores on ``target`` of the pool's first mixture under the replicates' seeds (contrast 0 is pool/mix0 itself),
+    pairs with the replicates: the paired noise floor (climb.search.signal.noise_floor)."""
+    n = config["search"]["replicates"]
+    if n < 2:
+        return []
+    return [f"results/search/pool/mix0/scores/{target}.json"] + [
+        f"results/search/pool/contrast{j}/scores/{target}.json" for j in range(1, n)]
+
+
 def get_round_history(wildcards):
     """Weights and this target's scores of every mixture of rounds 1..r (the round-r predictor's data), and the
-    replicates' scores (the noise its signal is measured against)."""
+    replicates' and contrasts' scores (the noise its signal is measured against)."""
     r = _search_round(wildcards, 1)
     dirs = [d for k in range(1, r + 1) for d in _search_round_dirs(wildcards.target, k)]
-    return {**_search_history(wildcards.target, dirs), "replicates": get_replicate_scores(wildcards.target)}
+    return {**_search_history(wildcards.target, dirs), "replicates": get_replicate_scores(wildcards.target),
+            "contrasts": get_contrast_scores(wildcards.target)}
 
 
 def get_proposal_inputs(wildcards):

@@ -25,9 +25,10 @@ def _dry_counts(workdir, search: dict | None = None, configfile=None) -> dict[st
 
 def test_paper_schedule_lists_every_proxy_of_every_round(tmp_path):
     counts = _dry_counts(tmp_path, {"rounds": [64, 32, 16], "baselines": [], "replicates": 3})
-    assert counts["train_proxy"] == 64 + 32 + 16 + 3  # and the noise floor's replicates of the natural mixture
-    assert counts["evaluate_proxy"] == 64 + 32 + 16 + 3  # one target: general
-    assert counts["natural_replicate"] == 3
+    # and the noise floor: 3 replicates of the natural mixture, and pool/mix0 again with replicate 1's and 2's seeds
+    assert counts["train_proxy"] == 64 + 32 + 16 + 3 + 2
+    assert counts["evaluate_proxy"] == 64 + 32 + 16 + 3 + 2  # one target: general
+    assert counts["natural_replicate"] == 3 and counts["contrast_replicate"] == 2
     assert counts["sample_pool_mixture"] == 64
     assert counts["fit_round_predictor"] == 3
     assert counts["propose_round"] == 2
@@ -61,7 +62,8 @@ def test_paper_scale_config_if_present(tmp_path):
     counts = _dry_counts(tmp_path, configfile=path)
     extra_pool = sum(rounds) - rounds[0] if {"regmix", "random"} & set(baselines) else 0
     replicates = search.get("replicates", 3)
-    assert counts["train_proxy"] == rounds[0] + n_targets * sum(rounds[1:]) + extra_pool + replicates
+    noise_floor = replicates + max(replicates - 1, 0)  # the natural mixture's replicates and pool/mix0's contrasts
+    assert counts["train_proxy"] == rounds[0] + n_targets * sum(rounds[1:]) + extra_pool + noise_floor
 
 
 def test_two_targets_share_the_pool_but_not_the_rounds(tmp_path):
@@ -76,9 +78,10 @@ def test_two_targets_share_the_pool_but_not_the_rounds(tmp_path):
     cfg.write_text(yaml.safe_dump(base))
     counts = _dry_counts(tmp_path / "w", configfile=cfg)
     assert counts["sample_pool_mixture"] == 9
-    assert counts["train_proxy"] == 9 + 2 * (3 + 2) + 2  # each target proposes its own rounds 2 and 3; 2 replicates
-    # the pool's extra 5 only on the validation target; the replicates are scored on both targets
-    assert counts["evaluate_proxy"] == (4 + 3 + 2) * 2 + 5 + 2 * 2
+    # each target proposes its own rounds 2 and 3; 2 replicates and 1 contrast
+    assert counts["train_proxy"] == 9 + 2 * (3 + 2) + 2 + 1
+    # the pool's extra 5 only on the validation target; the replicates and the contrast are scored on both targets
+    assert counts["evaluate_proxy"] == (4 + 3 + 2) * 2 + 5 + 3 * 2
     assert counts["final_mixture"] == 3
 
 

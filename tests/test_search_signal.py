@@ -60,6 +60,47 @@ def test_noise_floor_and_snr():
     assert round_signal(np.array([0.0, 0.4, 0.8]), noise)["snr"] == pytest.approx(2.0)
     assert noise_floor([1.0])["std"] is None and round_signal(np.array([1.0, 2.0]), noise_floor([1.0]))["snr"] is None
     assert replicate_seed(7, 0) == 7 and len({replicate_seed(7, j) for j in range(4)}) == 4
+    assert noise["kind"] == "seeds" and noise["seed_std"] == noise["std"] and noise["paired_std"] is None
+
+
+def test_paired_noise_leaves_out_what_a_seed_does_to_every_mixture():
+    """Contrast j (a second mixture, seed j) pairs with replicate j: a seed's shift common to both is not noise."""
+    noise = noise_floor([1.0, 1.2, 0.8], [1.1, 1.25, 0.95])  # differences 0.10, 0.05, 0.15
+    assert noise["kind"] == "paired" and noise["n_pairs"] == 3
+    assert noise["seed_std"] == pytest.approx(0.2) and noise["paired_std"] == pytest.approx(0.05 / np.sqrt(2))
+    assert noise["std"] == noise["paired_std"]
+    # a failed proxy drops its pair only; one pair left is no paired noise: back to the seeds' std
+    assert noise_floor([1.0, None, 0.8], [1.1, 1.25, 0.95])["n_pairs"] == 2
+    alone = noise_floor([1.0, 1.2, 0.8], [1.1, None, None])
+    assert alone["kind"] == "seeds" and alone["std"] == pytest.approx(0.2)
+
+
+def test_a_seed_shift_common_to_every_proxy_does_not_hide_the_signal(tmp_path):
+    """Every search proxy shares one seed. Replicates whose seeds move the score by far more than the mixtures differ,
+    but move a second mixture (the contrast) alike, leave the planted signal supported; measured against the seeds'
+    std alone it is not."""
+    prior, weights, scores, _ = search_files(tmp_path, noise=0.001, signal=1.0)
+    rng = np.random.default_rng(5)
+    shift = [0.0, 0.4, -0.3]  # what seed j does to every mixture's score (seed 0: the search's own)
+    mix0 = json.loads(Path(weights[0]).read_text())["weights"]
+    w0 = np.array([mix0[str(k)] for k in range(6)])
+    base0 = json.loads(Path(scores[0]).read_text())["objective"]
+    replicates = [write(tmp_path / f"pool/replicate{j}/scores/t.json",
+                        {"objective": float(SHARES @ PLANTED + shift[j] + rng.normal(0, 0.001))}) for j in range(3)]
+    contrasts = [scores[0]] + [write(tmp_path / f"pool/contrast{j}/scores/t.json",
+                                     {"objective": float(base0 + shift[j] + rng.normal(0, 0.001))}) for j in (1, 2)]
+    assert abs(base0 - w0 @ PLANTED) < 0.01
+    summary = fit_round_predictor(prior, weights, scores, SEARCH, 1, 1, str(tmp_path / "p.txt"),
+                                  str(tmp_path / "p.json"), replicate_paths=replicates, contrast_paths=contrasts)
+    assert summary["noise"]["kind"] == "paired" and summary["noise"]["seed_std"] > 0.3
+    assert summary["noise"]["std"] < 0.01 and summary["signal"]["snr"] > 10
+    result = write_final_mixture("climb", "t", prior, SEARCH, 1, str(tmp_path / "final.json"),
+                                 model_path=str(tmp_path / "p.txt"), weights_paths=weights, score_paths=scores,
+                                 summary_path=str(tmp_path / "p.json"))
+    assert result["supported"] is True, json.dumps(result["verdict"], indent=1)
+    seeds_only = fit_round_predictor(prior, weights, scores, SEARCH, 1, 1, str(tmp_path / "s.txt"),
+                                     str(tmp_path / "s.json"), replicate_paths=replicates)
+    assert seeds_only["noise"]["kind"] == "seeds" and seeds_only["signal"]["snr"] < 2
 
 
 def test_planted_signal_is_supported(tmp_path):

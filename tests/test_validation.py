@@ -210,8 +210,9 @@ def test_validate_is_one_target_that_trains_no_proxy_twice(pipeline, tmp_path):
     rounds, seeds = config["search"]["rounds"], config["validation"]["seeds"]
     counts = job_counts(snakemake(tmp_path, "-n", "validate").stdout)
     # doremi: its reference proxy (rule train_proxy) and its DRO proxy, once for every target; and the noise floor's
-    # replicates of the natural mixture (CLIMB's verdict reads them)
-    assert counts["train_proxy"] == sum(rounds) + sum(rounds[1:]) + 1 + config["search"]["replicates"]
+    # replicates of the natural mixture and the contrasts paired with them (CLIMB's verdict reads them)
+    replicates = config["search"]["replicates"]
+    assert counts["train_proxy"] == sum(rounds) + sum(rounds[1:]) + 1 + replicates + max(replicates - 1, 0)
     assert counts["train_doremi_proxy"] == counts["doremi_final_mixture"] == 1
     assert counts["train_target_model"] == counts["evaluate_target_model"] == len(PIPELINE_STRATEGIES) * seeds
     assert counts["final_mixture"] == len(PIPELINE_STRATEGIES) - 1 and counts["validation_table"] == 1

@@ -540,7 +540,8 @@ def realtext(size: str, tmp: Path) -> ItemResult:
     summary = json.loads((workdir / "results" / "validation" / "validation.json").read_text())
     rows = [Row(f"round {s['round']}: SNR / out-of-fold Spearman", _round(s["signal"]["snr"]),
                 _round(s["skill"]["out_of_fold_spearman"]), None, "", None,
-                f"noise std {_round(s['noise']['std'])} over {s['noise']['n_replicates']} replicates; predicted vs "
+                f"noise std {_round(s['noise']['std'])} ({s['noise'].get('kind', 'seeds')}; seed std "
+                f"{_round(s['noise'].get('seed_std'))} over {s['noise']['n_replicates']} replicates); predicted vs "
                 f"measured Spearman {_round(s['skill']['realized_spearman'])}") for s in rounds]
     verdict = final.get("verdict", {})
     failed = [r["check"] for r in verdict.get("reasons", []) if not r["ok"]]

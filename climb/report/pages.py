@@ -450,19 +450,21 @@ def _fmt(value: Any) -> str:
 
 
 def search_signal_page(summary_paths: Sequence[str], final_path: str, out_html: str) -> None:
-    """Per round: the objectives' spread against the replicates' noise (SNR) and the predictor's skill; then the
-    final mixture's verdict with each reason."""
+    """Per round: the objectives' spread against the noise floor (SNR; paired noise: the search's proxies share one
+    seed) beside the replicates' seed-to-seed std, and the predictor's skill; then the final mixture's verdict."""
     rows = []
     for path in summary_paths:
         s = read_json(path)
         signal, skill, noise = s.get("signal") or {}, s.get("skill") or {}, s.get("noise") or {}
         fitted = s.get("fitted_signal") or {}
         rows.append(f"<tr><td>{s['round']}</td><td>{_fmt(signal.get('n'))}</td><td>{_fmt(signal.get('objective_std'))}"
-                    f"</td><td>{_fmt(noise.get('std'))} ({_fmt(noise.get('n_replicates'))})</td>"
+                    f"</td><td>{_fmt(noise.get('std'))} ({noise.get('kind', 'seeds')})</td>"
+                    f"<td>{_fmt(noise.get('seed_std', noise.get('std')))} ({_fmt(noise.get('n_replicates'))})</td>"
                     f"<td>{_fmt(signal.get('snr'))}</td><td>{_fmt(fitted.get('snr'))}</td>"
                     f"<td>{_fmt(skill.get('out_of_fold_spearman'))}</td>"
                     f"<td>{_fmt(skill.get('realized_spearman'))}</td></tr>")
-    body = ("<table><tr><th>round</th><th>mixtures</th><th>objective std</th><th>noise std (replicates)</th>"
+    body = ("<table><tr><th>round</th><th>mixtures</th><th>objective std</th><th>noise std (kind)</th>"
+            "<th>seed std (replicates)</th>"
             "<th>SNR</th><th>SNR, rounds 1..r</th><th>out-of-fold Spearman</th><th>predicted vs measured Spearman</th>"
             "</tr>"
             + "".join(rows) + "</table>")

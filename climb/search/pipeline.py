@@ -11,7 +11,8 @@ Files:
 - ``search/{target}/round{r}/predictor.txt`` (LightGBM text model, fitted on rounds 1..r) and ``predictor.json``
   (cross-validated Spearman, rows, boosting rounds, best mixture so far; the round's signal against the replicates'
   noise and the predictor's skill, climb.search.signal).
-- ``search/pool/replicate{j}/weights.json``: the natural mixture, trained with seed j (the noise floor).
+- ``search/pool/replicate{j}/weights.json``: the natural mixture, trained with seed j, and
+  ``search/pool/contrast{j}/weights.json``: the pool's first mixture, trained with seed j (j >= 1; the noise floor).
 - ``search/{target}/round{r}/proposals.json``: round r's mixtures (r >= 2), split into ``mix{i}/weights.json``.
 - ``search/{target}/{strategy}/final_mixture.json``: weights summing to 1 and the predicted score; for climb also
   the verdict (``supported`` and its reasons).
@@ -166,9 +167,9 @@ def sample_pool_mixture(prior_path: str, index: int, search: dict[str, Any], see
     log.info("pool mixture %d: %s", index, weights_to_json(prior, w))
 
 
-def read_replicates(score_paths: Sequence[str]) -> dict[str, Any]:
-    """The noise floor from the replicates' score files."""
-    return noise_floor([read_objective(p) for p in score_paths])
+def read_replicates(score_paths: Sequence[str], contrast_paths: Sequence[str] = ()) -> dict[str, Any]:
+    """The noise floor from the replicates' score files and the contrast mixture's under the same seeds."""
+    return noise_floor([read_objective(p) for p in score_paths], [read_objective(p) for p in contrast_paths])
 
 
 def round_measurements(h: History, round_number: int) -> tuple[np.ndarray, list[float | None]]:
@@ -181,7 +182,8 @@ def round_measurements(h: History, round_number: int) -> tuple[np.ndarray, list[
 
 def fit_round_predictor(prior_path: str, weights_paths: Sequence[str], score_paths: Sequence[str],
                         search: dict[str, Any], seed: int, round_number: int, model_path: str,
-                        summary_path: str, replicate_paths: Sequence[str] = ()) -> dict:
+                        summary_path: str, replicate_paths: Sequence[str] = (),
+                        contrast_paths: Sequence[str] = ()) -> dict:
     """Fit the predictor on everything evaluated in rounds 1..r for one target; save model + summary (with the
     round's signal against the replicates' noise, and the predictor's skill)."""
     prior = read_prior(prior_path)
@@ -191,7 +193,7 @@ def fit_round_predictor(prior_path: str, weights_paths: Sequence[str], score_pat
     predictor = fit_predictor(x, y, settings.predictor, seed + round_number - 1, cross_validate=True)
     predictor.save(model_path)
     best = int(np.argmax(y))
-    noise = read_replicates(replicate_paths)
+    noise = read_replicates(replicate_paths, contrast_paths)
     measured, predicted = round_measurements(h, round_number)
     realized = spearman(predicted, measured) if round_number > 1 and None not in predicted else None
     summary = {**predictor.summary(), "round": round_number, **h.summary(),
@@ -201,8 +203,8 @@ def fit_round_predictor(prior_path: str, weights_paths: Sequence[str], score_pat
                "skill": {"out_of_fold_spearman": predictor.cv_spearman, "realized_spearman": realized}}
     write_json(summary_path, summary)
     log.info("round %d predictor on %d mixtures (%d failed, left out): cv Spearman %s, %d boosting rounds; "
-             "round SNR %s (noise %s over %d replicates), predictions vs measured Spearman %s", round_number, len(y),
-             len(h.failed), predictor.cv_spearman, predictor.rounds, summary["signal"]["snr"], noise["std"],
+             "round SNR %s (%s noise %s over %d replicates), predictions vs measured Spearman %s", round_number, len(y),
+             len(h.failed), predictor.cv_spearman, predictor.rounds, summary["signal"]["snr"], noise["kind"], noise["std"],
              noise["n_replicates"], realized)
     return summary
 
@@ -334,6 +336,15 @@ def _apply_verdict(result: dict[str, Any], prior: Prior, booster: Any, w: np.nda
     result["searched"] = {"weights": weights_to_json(prior, w), "predicted": predicted}
     result["fallback"] = "prior"
     return prior.share, float(booster.predict(prior.share[None, :])[0])
+
+
+def write_contrast(pool_path: str, index: int, out_path: str) -> None:
+    """Contrast ``index`` (>= 1) of the noise floor: the pool's first mixture (``pool_path``), trained with replicate
+    ``index``'s seed, so that it pairs with that replicate (contrast 0 is the pool mixture itself)."""
+    if index < 1:
+        raise ValueError(f"{out_path}: contrast 0 is {pool_path} itself; contrasts are numbered from 1")
+    write_json(out_path, {"weights": read_json(pool_path)["weights"], "source": "contrast", "index": index})
+    log.info("noise-floor contrast %d: the weights of %s", index, pool_path)
 
 
 def write_replicate(prior_path: str, index: int, out_path: str) -> None:

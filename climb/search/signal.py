@@ -1,8 +1,10 @@
 """Does the search see signal, and is its answer supported? Noise floor, per-round signal-to-noise, predictor skill
 and the final mixture's verdict.
 
-- Noise floor: ``search.replicates`` proxies of the natural mixture (the token prior), each with its own seed; the
-  noise is the standard deviation of their objectives (``results/search/pool/replicate{j}``).
+- Noise floor: ``search.replicates`` proxies of the natural mixture (the token prior), each with its own seed
+  (``results/search/pool/replicate{j}``), and the pool's first mixture with the same seeds (``pool/contrast{j}``;
+  contrast 0 is ``pool/mix0`` itself). The noise is the std over seeds of the pairs' difference / sqrt(2): the
+  search's proxies share one seed, so a seed's effect on every score alike cannot reorder them (:func:`noise_floor`).
 - Signal of a round: the standard deviation of the objectives of the mixtures that round evaluated; SNR = signal /
   noise. Mixtures that differ by less than the noise cannot be ranked by one proxy each.
 - Predictor skill: out-of-fold Spearman of each round's predictor, and, once a proposal round is measured, the
@@ -38,12 +40,27 @@ class LowSignalError(ValueError):
     """Round 1's signal is below the threshold and ``search.signal.on_low_signal`` is ``stop``."""
 
 
-def noise_floor(objectives: Sequence[float | None]) -> dict[str, Any]:
-    """The replicates' mean and standard deviation (ddof=1); std None with fewer than 2 scored replicates."""
+def noise_floor(objectives: Sequence[float | None], contrasts: Sequence[float | None] = ()) -> dict[str, Any]:
+    """The noise the search's comparisons are measured against.
+
+    ``objectives``: the natural mixture's replicates, replicate j trained with seed j (replicate 0 with the search's
+    own seed); ``seed_std`` is their standard deviation (ddof=1). ``contrasts``: a second mixture (the pool's first)
+    trained with the same seeds, contrast j beside replicate j. Every search proxy trains with one seed (common random
+    numbers), so what can reorder two mixtures is not how a seed moves every score alike but how it moves one
+    mixture's score against another's: ``paired_std`` = std over seeds of (contrast j - replicate j) / sqrt(2), one
+    mixture's share of that difference's noise. ``std``, the noise every SNR and gain is measured in, is the paired
+    noise when at least 2 seeds give a pair, else the seed noise; ``kind`` says which.
+    """
     values = np.array([v for v in objectives if v is not None], dtype=np.float64)
-    std = float(values.std(ddof=1)) if len(values) >= 2 else None
+    seed_std = float(values.std(ddof=1)) if len(values) >= 2 else None
+    pairs = np.array([c - r for r, c in zip(objectives, contrasts, strict=False) if r is not None and c is not None],
+                     dtype=np.float64)
+    paired_std = float(pairs.std(ddof=1) / math.sqrt(2)) if len(pairs) >= 2 else None
+    kind = "paired" if paired_std is not None else "seeds"
     return {"n_replicates": len(values), "n_failed": len(objectives) - len(values),
-            "mean": float(values.mean()) if len(values) else None, "std": std}
+            "mean": float(values.mean()) if len(values) else None, "seed_std": seed_std,
+            "n_pairs": len(pairs), "paired_std": paired_std, "kind": kind,
+            "std": paired_std if kind == "paired" else seed_std}
 
 
 def round_signal(objectives: np.ndarray, noise: dict[str, Any]) -> dict[str, Any]:
@@ -76,7 +93,7 @@ def verdict(snr: float | None, skill: float | None, gain: float | None, concentr
     """``supported`` and one reason per check (value, threshold, whether it passed)."""
     reasons = [
         _check("snr", snr, thresholds["min_snr"], True,
-               "spread of the objectives the final predictor was fitted on (every round), in replicate-noise "
+               "spread of the objectives the final predictor was fitted on (every round), in noise-floor "
                "standard deviations"),
         _check("skill", skill, thresholds["min_skill"], True,
                "out-of-fold Spearman of the final predictor (how well it ranks mixtures it did not see)"),
@@ -110,7 +127,7 @@ def low_signal(summary: dict[str, Any], min_snr: float, policy: str, target: str
     snr = (summary.get("signal") or {}).get("snr")
     if snr is None or snr >= min_snr:
         return
-    message = (f"target {target}: round 1's objectives spread {snr:.2f} replicate-noise standard deviations "
+    message = (f"target {target}: round 1's objectives spread {snr:.2f} noise-floor standard deviations "
                f"(search.signal.min_snr {min_snr}): the proxies cannot tell these mixtures apart, so later rounds are "
                "unlikely to find a better one. Raise proxy.tokens or the proxy size, evaluate on more held-out "
                "documents (evaluation.heldout.max_docs), or add replicates (search.replicates)")
