@@ -85,8 +85,9 @@ def n_parts(token_budget: int, part_tokens: int) -> int:
 
 def _keys(ids: Sequence[str], seed: int, tag: str) -> np.ndarray:
     """A seeded 64-bit key per string: SipHash-2-4 (pandas' vectorised ``hash_array``) keyed by the seed and tag.
-    Stable across runs, machines and sharding (a key depends only on the string)."""
-    key = hashlib.blake2b(f"climb.export.climbmix:{int(seed)}:{tag}".encode(), digest_size=8).hexdigest()  # 16 characters
+    Stable across runs, machines, sharding and versions: a key depends only on the string, so the salt below is part
+    of ClimbMix's contract, not a module name (renaming it would change which documents every ClimbMix holds)."""
+    key = hashlib.blake2b(f"climb.export:{int(seed)}:{tag}".encode(), digest_size=8).hexdigest()  # 16 characters
     values = np.asarray(ids, dtype=object) if len(ids) else np.zeros(0, dtype=object)
     return pd.util.hash_array(values, hash_key=key, categorize=False).astype(np.uint64, copy=False)
 
