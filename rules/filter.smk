@@ -6,6 +6,10 @@
 include: "filter_inputs.smk"
 
 
+wildcard_constraints:
+    group=r"\d+",
+
+
 rule cluster_manifest:
     input:
         assign=get_all("results/kmeans/assign/{shard}.parquet"),

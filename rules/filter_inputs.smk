@@ -63,7 +63,3 @@ def get_decontam_index_inputs(wildcards):
     files = task_data_files(get_decontam_tasks(), include_paths(config["evaluation"]),
                             config["evaluation"]["data_files"])
     return [f for f in files if f.startswith("results/")]
-
-
-wildcard_constraints:
-    group=r"\d+",

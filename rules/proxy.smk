@@ -5,6 +5,11 @@
 include: "proxy_inputs.smk"
 
 
+wildcard_constraints:
+    mixdir=r"(?:pool/mix\d+|pool/replicate\d+|pool/contrast\d+|[^/]+/round\d+/mix\d+|doremi/reference)",
+    target=r"[^/]+",
+
+
 rule build_eval_data:
     input:
         get_heldout_source,

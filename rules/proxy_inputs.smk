@@ -69,8 +69,3 @@ def get_target_tasks(wildcards):
     if wildcards.target not in config["targets"]:
         raise ValueError(f"target {wildcards.target!r} is not configured (targets: {sorted(config['targets'])})")
     return config["targets"][wildcards.target]["tasks"]
-
-
-wildcard_constraints:
-    mixdir=r"(?:pool/mix\d+|pool/replicate\d+|pool/contrast\d+|[^/]+/round\d+/mix\d+|doremi/reference)",
-    target=r"[^/]+",

@@ -4,6 +4,9 @@
 include: "report_inputs.smk"
 
 
+report: "report/workflow.rst"
+
+
 rule report_clusters:
     input:
         stats="results/clusters/stats.parquet",

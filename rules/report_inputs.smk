@@ -41,6 +41,3 @@ def get_report_search_inputs(wildcards):
 def get_report_search_rounds():
     """The round of each mixture get_report_search_inputs lists."""
     return [r for r, n in enumerate(config["search"]["rounds"], start=1) for _ in range(n)]
-
-
-report: "report/workflow.rst"
