@@ -176,12 +176,37 @@ def training_failure(proxy_dir: str) -> dict | None:
     return dict(training.get("failed") or {"reason": f"{path}: status failed"})
 
 
+def run_lm_eval(proxy_dir: str, loaded: dict, device: str, dtype: str, settings: dict, seed: int) -> dict | None:
+    """lm-eval's ``evaluate`` on the loaded tasks with the proxy as an ``hf`` model, seeded as ``simple_evaluate``
+    seeds it (Python, NumPy, torch and few-shot sampling).
+
+    Not ``simple_evaluate``: it would load the tasks a second time and, after scoring, describe the environment
+    by running ``pip`` and ``nvidia-smi`` in subprocesses (torch's collect_env), paid once per proxy for fields
+    the pipeline drops.
+    """
+    import numpy as np
+    import torch
+    from lm_eval.evaluator import evaluate
+    from lm_eval.models.huggingface import HFLM
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    for task in loaded["tasks"].values():
+        if task.get_config("num_fewshot") is None:
+            task.set_config(key="num_fewshot", value=0)
+        task.set_fewshot_seed(seed=seed)
+    lm = HFLM(pretrained=proxy_dir, dtype=dtype, trust_remote_code=False, batch_size=settings["batch_size"],
+              device=device)
+    return evaluate(lm=lm, task_dict=loaded, limit=settings["limit"], bootstrap_iters=settings["bootstrap_iters"],
+                    log_samples=False, verbosity=None)
+
+
 def evaluate_proxy(proxy_dir: str, target: str, config: dict, out_path: str, seed: int, threads: int | None = None) -> dict:
     """Run lm-eval on the proxy for one target; write raw results, metric values and the objective."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # stock tasks read the local datasets cache; nothing is fetched
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     import torch
-    from lm_eval import simple_evaluate
 
     settings = config["evaluation"]
     tasks = target_tasks(config["targets"], target)
@@ -195,33 +220,18 @@ def evaluate_proxy(proxy_dir: str, target: str, config: dict, out_path: str, see
     from climb.compute.device import resolve_device
 
     cuda = resolve_device(settings["device"], "evaluation.device") == "cuda"  # before loading tasks: fail fast
+    t0 = time.perf_counter()
     names = sorted({t["task"] for t in tasks})
     manager = task_manager(config, names)
-    specs = task_specs(config, manager, names)
-    local = [n for n in names if n in _local_task_names(settings)]
+    loaded = manager.load(task_specs(config, manager, names))  # once: checked below and evaluated as they are
+    local = {n: task for n, task in loaded["tasks"].items() if n in _local_task_names(settings)}
     if local:
-        check_answers_fit(manager.load(task_specs(config, manager, local))["tasks"], proxy_dir, settings["limit"])
+        check_answers_fit(local, proxy_dir, settings["limit"])
     device = "cuda" if cuda else "cpu"
     dtype = settings["dtype"] if settings["dtype"] != "auto" else ("bfloat16" if cuda else "float32")
     if threads and not cuda:
         torch.set_num_threads(threads)
-    random.seed(seed)
-    t0 = time.perf_counter()
-    raw = simple_evaluate(
-        model="hf",
-        model_args={"pretrained": proxy_dir, "dtype": dtype, "trust_remote_code": False},
-        tasks=specs,
-        batch_size=settings["batch_size"],
-        device=device,
-        limit=settings["limit"],
-        bootstrap_iters=settings["bootstrap_iters"],
-        log_samples=False,
-        task_manager=manager,
-        random_seed=seed,
-        numpy_random_seed=seed,
-        torch_random_seed=seed,
-        fewshot_random_seed=seed,
-    )
+    raw = run_lm_eval(proxy_dir, loaded, device, dtype, settings, seed)
     seconds = time.perf_counter() - t0
     if raw is None:
         raise EvaluationError("lm-eval returned nothing (not rank 0?)")
