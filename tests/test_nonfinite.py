@@ -110,12 +110,15 @@ def test_skip_records_the_failure_and_the_score_without_lm_eval(world, tmp_path,
     assert json.loads((mixdir / "proxy" / "training.json").read_text())["failed"] == failed
     assert not (mixdir / "proxy.ckpt").exists()
 
-    import lm_eval
+    import lm_eval.evaluator
 
-    def no_lm_eval(**kwargs):
+    import climb.proxy.evaluate
+
+    def no_lm_eval(*args, **kwargs):
         raise AssertionError("lm-eval must not run on a failed proxy")
 
-    monkeypatch.setattr(lm_eval, "simple_evaluate", no_lm_eval)
+    monkeypatch.setattr(climb.proxy.evaluate, "run_lm_eval", no_lm_eval)
+    monkeypatch.setattr(lm_eval.evaluator, "evaluate", no_lm_eval)
     out = mixdir / "scores" / "general.json"
     evaluate_proxy(str(mixdir / "proxy"), "general", EVAL_CONFIG, str(out), seed=1)
     score = json.loads(out.read_text())
