@@ -19,8 +19,10 @@ class ConfigError(ValueError):
 
 
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
+    # libyaml's safe loader when PyYAML has it: the same values, ~10x faster on the 1,800-line schema that every
+    # job importing this module reads
     with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+        return yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 # Every mixture strategy: the schema's one list ($defs.strategy). The search's run_search builds all but doremi,

@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.stats import spearmanr
 
 log = logging.getLogger("climb.search")
 
@@ -78,6 +77,8 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return None
+    from scipy.stats import spearmanr  # here: scipy.stats costs ~1.5 s of start-up in jobs that never rank
+
     return float(spearmanr(a, b).statistic)
 
 
