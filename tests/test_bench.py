@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -14,9 +15,14 @@ ROW_KEYS = {"metric", "ours", "baseline", "ratio", "goal", "met", "note"}
 
 
 def allocate(mb: int) -> None:
-    """Touch ``mb`` MiB of anonymous memory (the memory probe's subject in the test below)."""
+    """Touch ``mb`` MiB of anonymous memory and hold it for 0.1 s (the memory probe's subject in the test below).
+
+    The probe samples anonymous memory every 5 ms from a thread; the allocation and the touching hold the GIL, so a
+    block freed right after them can be gone before the sampler runs on a loaded machine (it failed once in CI).
+    """
     block = bytearray(mb * 2**20)
     block[::4096] = b"x" * len(block[::4096])
+    time.sleep(0.1)
 
 
 def test_runner_writes_schema_and_table(tmp_path, capsys):
