@@ -224,7 +224,8 @@ def evaluate_proxy(proxy_dir: str, target: str, config: dict, out_path: str, see
     names = sorted({t["task"] for t in tasks})
     manager = task_manager(config, names)
     loaded = manager.load(task_specs(config, manager, names))  # once: checked below and evaluated as they are
-    local = {n: task for n, task in loaded["tasks"].items() if n in _local_task_names(settings)}
+    local_names = _local_task_names(settings)  # reads every task YAML of the include paths: once, not per task
+    local = {n: task for n, task in loaded["tasks"].items() if n in local_names}
     if local:
         check_answers_fit(local, proxy_dir, settings["limit"])
     device = "cuda" if cuda else "cpu"
