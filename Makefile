@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
+# pytest-xdist workers of `make test` (tests/conftest.py keeps the tests that share a finished run on one worker)
+TEST_WORKERS ?= 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
@@ -47,7 +49,7 @@ test-deps:
 test: setup test-deps
 	$(BIN)/ruff check climb scripts tests
 	$(BIN)/snakemake --lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # The benchmark suite (climb/bench): writes bench/results.json and prints one Markdown table.
 # `make bench ONLY=embed,kmeans SIZE=small`; items: embed kmeans proxy predictor search dag end_to_end memory

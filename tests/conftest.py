@@ -95,3 +95,21 @@ def pipeline_copy(pipeline, tmp_path) -> Path:
     dest = tmp_path / "run"
     shutil.copytree(pipeline, dest, symlinks=True)
     return dest
+
+
+# `make test` runs the suite on 2 xdist workers with `--dist loadgroup`: each worker builds the session fixtures its
+# tests use, so every test that reads the CI config's finished run (and the SLURM tests, whose module fixture starts
+# and stops one cluster) shares one worker, those of the embedded default another group, and the rest go by module
+# (module-scoped fixtures are then built once).
+def _xdist_group(item: pytest.Item) -> str:
+    names = set(item.fixturenames)
+    if names & {"pipeline", "slurm_cluster"}:
+        return "pipeline"
+    if "default_pipeline" in names:
+        return "default_pipeline"
+    return item.module.__name__
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(_xdist_group(item)))

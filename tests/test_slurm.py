@@ -1,6 +1,7 @@
 """profiles/slurm on a real single-node SLURM (tests/slurm/start.sh): routing, arrays, and the bare profile name.
 
-The cluster tests run the small test config through `--profile profiles/slurm`: up to k-means assignment, and then
+The cluster tests run the small test config through `--profile profiles/slurm`: from the session run's embedded
+corpus, ingest up to k-means assignment, and then
 one job of each later GPU rule (dedup, train/evaluate proxy, train/evaluate target model) on a copy of the session's
 finished run, each with a command-line `--set-resources` of one rule's memory. They read the plugin's sbatch lines
 (--verbose) and SLURM's own records (`scontrol show job`, kept MinJobAge=600 s) to check that every GPU rule went to
@@ -87,8 +88,10 @@ def scontrol_jobs(prefix: str) -> list[dict[str, str]]:
 
 
 @pytest.mark.slow
-def test_profile_routes_gpu_rules_to_gpu_partition_with_arrays(slurm_cluster, tmp_path):
+def test_profile_routes_gpu_rules_to_gpu_partition_with_arrays(slurm_cluster, pipeline, tmp_path):
     shards = [f"embedded-{i:03d}" for i in range(yaml.safe_load(CI_CONFIG.read_text())["input"]["embedded"]["n_shards"])]
+    # The session run's embedded corpus (built locally): the SLURM run starts at ingest.
+    shutil.copytree(Path(pipeline) / "results" / "embedded", tmp_path / "results" / "embedded")
     targets = ["results/corpus/summary.json", *(f"results/kmeans/assign/{s}.parquet" for s in shards)]
     prefix = f"climbtest{uuid.uuid4().hex[:8]}"
     # A command-line --set-resources of one rule's memory must not undo any rule's placement.
@@ -101,7 +104,7 @@ def test_profile_routes_gpu_rules_to_gpu_partition_with_arrays(slurm_cluster, tm
     by_rule: dict[str, list[dict]] = {}
     for job in jobs:
         by_rule.setdefault(job["rule"], []).append(job)
-    expected = {"build_embedded_corpus": 1, "ingest": len(shards), "embed": len(shards), "fit_kmeans": 1,
+    expected = {"ingest": len(shards), "embed": len(shards), "fit_kmeans": 1,
                 "assign_clusters": len(shards), "summarize_corpus": 1}
     assert {rule: len(js) for rule, js in by_rule.items()} == expected, summary
     for job in jobs:
