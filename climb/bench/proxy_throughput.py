@@ -5,8 +5,10 @@
 
 - training: ``train_proxy`` tokens/s (its own timer, after start-up) vs a bare loop with the same model, batch
   shapes, AdamW and step count on random token ids (no sampler, no schedule, no logging);
-- scoring: lm-eval bits-per-byte scoring (``evaluate_proxy``) tokens/s vs a bare ``model(input_ids)`` forward
-  over the same documents in windows of the model's context, batched the same way.
+- scoring: ``evaluate_proxy`` (lm-eval, start-up included: tasks, model, requests) on the embedded default's target
+  (schema defaults: held-out bits per byte on 60 documents of up to 1,500 characters, and 60 four-way
+  continuation-choice items) tokens/s vs bare ``model(input_ids)`` forward passes over the same token sequences
+  (each document in windows of the model's context; each item's context with each choice), batched the same way.
 
 The ratios say what the pipeline's machinery costs over the arithmetic.
 """
@@ -46,8 +48,8 @@ def _synthetic_world(root: Path, n_docs: int, seed: int) -> dict:
                      "max_chars_per_doc": 4000}, seed)
     tokenize_shard(str(root / "corpus.parquet"), str(root / "assign.parquet"), str(root / "tok"),
                    str(root / "t.bin"), str(root / "t.idx.parquet"))
-    with open(root / "heldout.jsonl", "w", encoding="utf-8") as fh:
-        for i, text in enumerate(texts[:40]):
+    with open(root / "heldout.jsonl", "w", encoding="utf-8") as fh:  # enough for 60 documents and 60 items
+        for i, text in enumerate(texts[:160]):
             fh.write(json.dumps({"id": f"h{i}", "text": text[:1500], "topic": "bench"}) + "\n")
     return {"texts": texts}
 
@@ -73,8 +75,22 @@ def bare_training(settings: dict, vocab: int, steps: int, seed: int) -> float:
     return steps * batch * seq / (time.perf_counter() - t0)
 
 
-def bare_forward(proxy_dir: str, texts: list[str], batch_size: int) -> tuple[float, int]:
-    """Tokens/s of plain forward passes over ``texts`` in windows of the model's context."""
+def scored_sequences(tok, texts: list[str], mc_items: list[dict], window: int) -> list[list[int]]:
+    """The token sequences the two tasks score: each document (after an end-of-text token) in windows of the
+    model's context, and each item's context followed by each of its choices."""
+    pieces = []
+    for text in texts:
+        ids = [tok.eos_token_id, *tok(text, add_special_tokens=False)["input_ids"]]
+        pieces += [ids[i : i + window] for i in range(0, len(ids), window)]
+    for item in mc_items:
+        context = tok(item["context"], add_special_tokens=False)["input_ids"]
+        for choice in item["choices"]:
+            pieces.append((context + tok(choice, add_special_tokens=False)["input_ids"])[-window:])
+    return pieces
+
+
+def bare_forward(proxy_dir: str, texts: list[str], mc_items: list[dict], batch_size: int) -> tuple[float, int]:
+    """Tokens/s of plain forward passes over the scored sequences, shortest first, in batches."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -82,12 +98,7 @@ def bare_forward(proxy_dir: str, texts: list[str], batch_size: int) -> tuple[flo
 
     tok = load_tokenizer(proxy_dir)
     model = AutoModelForCausalLM.from_pretrained(proxy_dir).eval()
-    window = model.config.max_position_embeddings
-    pieces = []
-    for text in texts:
-        ids = [tok.eos_token_id, *tok(text, add_special_tokens=False)["input_ids"]]
-        pieces += [ids[i : i + window] for i in range(0, len(ids), window)]
-    pieces.sort(key=len)
+    pieces = sorted(scored_sequences(tok, texts, mc_items, model.config.max_position_embeddings), key=len)
     n_tokens = sum(len(p) for p in pieces)
     t0 = time.perf_counter()
     with torch.inference_mode():
@@ -102,6 +113,7 @@ def bare_forward(proxy_dir: str, texts: list[str], batch_size: int) -> tuple[flo
 def run(preset: str = "tiny", steps: int = 40, seed: int = 0, threads: int = 2) -> dict:
     import torch
 
+    from climb.core.config import load_schema
     from climb.proxy.evaluate import build_heldout_tasks, evaluate_proxy
     from climb.proxy.train import train_proxy
 
@@ -118,17 +130,19 @@ def run(preset: str = "tiny", steps: int = 40, seed: int = 0, threads: int = 2) 
         train_proxy(str(root / "w.json"), [str(root / "t.bin")], [str(root / "t.idx.parquet")], str(root / "sc.json"),
                     [], str(root / "tok"), str(root / "proxy"), str(root / "training.json"), settings, seed, threads)
         training = json.loads((root / "training.json").read_text())
-        heldout = {"path": None, "topic": "bench", "max_docs": 40, "max_chars": 1500, "mc_items": 10, "mc_choices": 4,
-                   "context_chars": 300, "continuation_chars": 120}
+        schema = load_schema()["properties"]
+        heldout = {**{k: v["default"] for k, v in schema["evaluation"]["properties"]["heldout"]["properties"].items()
+                      if k not in ("carve", "validation_fraction")}, "topic": "bench"}
         build_heldout_tasks(str(root / "heldout.jsonl"), str(root / "bpb.jsonl"), str(root / "mc.jsonl"), heldout, seed)
-        config = {"evaluation": {"include_paths": [], "data_files": {"climb_heldout_bpb": str(root / "bpb.jsonl")},
+        config = {"evaluation": {"include_paths": [], "data_files": {"climb_heldout_bpb": str(root / "bpb.jsonl"),
+                                                                     "climb_heldout_mc": str(root / "mc.jsonl")},
                                  "batch_size": 32, "limit": None, "bootstrap_iters": 0, "device": "auto",
                                  "dtype": "float32", "heldout": heldout},
-                  "targets": {"bpb": {"tasks": [{"task": "climb_heldout_bpb", "metric": "bits_per_byte",
-                                                 "weight": 1.0, "higher_is_better": False}]}}}
-        score = evaluate_proxy(str(root / "proxy"), "bpb", config, str(root / "score.json"), seed, threads)
+                  "targets": schema["targets"]["default"]}  # general: the bpb task, and the choice task at weight 0
+        score = evaluate_proxy(str(root / "proxy"), "general", config, str(root / "score.json"), seed, threads)
         bpb_texts = [json.loads(line)["text"] for line in (root / "bpb.jsonl").read_text().splitlines()]
-        forward_tps, n_tokens = bare_forward(str(root / "proxy"), bpb_texts, 32)
+        mc_items = [json.loads(line) for line in (root / "mc.jsonl").read_text().splitlines()]
+        forward_tps, n_tokens = bare_forward(str(root / "proxy"), bpb_texts, mc_items, 32)
         vocab = len(json.loads((root / "tok" / "tokenizer.json").read_text())["model"]["vocab"])
         bare_tps = bare_training(settings, vocab, steps, seed)
     result = {
