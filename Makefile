@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
-# pytest-xdist workers of `make test` (tests/conftest.py keeps the tests that share a finished run on one worker)
+# pytest-xdist workers of `make test`, a test module each at a time (tests/conftest.py: the runs they share are built once)
 TEST_WORKERS ?= 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -49,7 +49,7 @@ test-deps:
 test: setup test-deps
 	$(BIN)/ruff check climb scripts tests
 	$(BIN)/snakemake --lint
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The benchmark suite (climb/bench): writes bench/results.json and prints one Markdown table.
 # `make bench ONLY=embed,kmeans SIZE=small`; items: embed kmeans proxy predictor search dag end_to_end memory

@@ -1,7 +1,10 @@
-"""Shared fixtures: the small test config is run once per session; other tests copy or dry-run against it."""
+"""Shared fixtures: the small test config is run once per session (once for all xdist workers); other tests copy or
+dry-run against it."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -59,15 +62,50 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
     return counts
 
 
+@contextlib.contextmanager
+def locked(path: Path):
+    """An exclusive lock on ``path`` (created if absent), held for the ``with`` block."""
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def session_root(tmp_path_factory) -> Path:
+    """The test session's temporary folder, common to its xdist workers (`make test` runs 2, `--dist loadfile`)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def shared_run(tmp_path_factory, name: str, build) -> Path:
+    """``build(workdir)`` once per test session, whichever xdist worker asks first; a worker that asks while it
+    runs waits for it. A failed build fails every test that asks, with its message, without building again."""
+    root = session_root(tmp_path_factory)
+    workdir, done, failed = root / name, root / f"{name}.done", root / f"{name}.failed"
+    with locked(root / f"{name}.lock"):
+        if failed.exists():
+            raise AssertionError(f"the session's {name} run failed (in another worker):\n{failed.read_text()}")
+        if not done.exists():
+            shutil.rmtree(workdir, ignore_errors=True)
+            workdir.mkdir()
+            try:
+                build(workdir)
+            except BaseException as err:
+                failed.write_text(str(err)[-20000:])
+                raise
+            done.touch()
+    return workdir
+
+
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory) -> Path:
     """The small test config run end to end, once per test session. Returns its workdir (read it, don't write)."""
     reuse = os.environ.get("CLIMB_TEST_PIPELINE")  # developers: a finished run of the test config to reuse
     if reuse and os.environ.get("CI") != "true":
         return Path(reuse)
-    workdir = tmp_path_factory.mktemp("pipeline")
-    snakemake(workdir, "--cores", "2")
-    return workdir
+    return shared_run(tmp_path_factory, "pipeline", lambda workdir: snakemake(workdir, "--cores", "2"))
 
 
 # What the `default_pipeline` fixture builds of the embedded default (config.yaml); stages add their targets.
@@ -84,9 +122,8 @@ def default_pipeline(tmp_path_factory) -> Path:
     reuse = os.environ.get("CLIMB_TEST_DEFAULT_PIPELINE")  # developers: a finished run of the embedded default
     if reuse and os.environ.get("CI") != "true":
         return Path(reuse)
-    workdir = tmp_path_factory.mktemp("default")
-    snakemake(workdir, "--cores", "2", *DEFAULT_TARGETS, configfile=None)
-    return workdir
+    return shared_run(tmp_path_factory, "default",
+                      lambda workdir: snakemake(workdir, "--cores", "2", *DEFAULT_TARGETS, configfile=None))
 
 
 @pytest.fixture
@@ -96,20 +133,3 @@ def pipeline_copy(pipeline, tmp_path) -> Path:
     shutil.copytree(pipeline, dest, symlinks=True)
     return dest
 
-
-# `make test` runs the suite on 2 xdist workers with `--dist loadgroup`: each worker builds the session fixtures its
-# tests use, so every test that reads the CI config's finished run (and the SLURM tests, whose module fixture starts
-# and stops one cluster) shares one worker, those of the embedded default another group, and the rest go by module
-# (module-scoped fixtures are then built once).
-def _xdist_group(item: pytest.Item) -> str:
-    names = set(item.fixturenames)
-    if names & {"pipeline", "slurm_cluster"}:
-        return "pipeline"
-    if "default_pipeline" in names:
-        return "default_pipeline"
-    return item.module.__name__
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(_xdist_group(item)))

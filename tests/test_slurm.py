@@ -1,7 +1,6 @@
 """profiles/slurm on a real single-node SLURM (tests/slurm/start.sh): routing, arrays, and the bare profile name.
 
-The cluster tests run the small test config through `--profile profiles/slurm`: from the session run's embedded
-corpus, ingest up to k-means assignment, and then
+The cluster tests run the small test config through `--profile profiles/slurm`: up to k-means assignment, and then
 one job of each later GPU rule (dedup, train/evaluate proxy, train/evaluate target model) on a copy of the session's
 finished run, each with a command-line `--set-resources` of one rule's memory. They read the plugin's sbatch lines
 (--verbose) and SLURM's own records (`scontrol show job`, kept MinJobAge=600 s) to check that every GPU rule went to
@@ -26,7 +25,7 @@ import yaml
 
 from climb.compute.device import FAKE_GPUS_ENV
 from climb.compute.placement import GPU_RULE_SIZES
-from tests.conftest import BIN, CI_CONFIG, ROOT
+from tests.conftest import BIN, CI_CONFIG, ROOT, locked, session_root
 
 SLURM_DIR = ROOT / "tests" / "slurm"
 PROFILE = ROOT / "profiles" / "slurm"
@@ -49,29 +48,46 @@ def _cluster_up() -> bool:
     return "UP" in ping.stdout and {"cpu", "gpu"} <= set(parts.stdout.split())
 
 
+def _start_cluster() -> None:
+    if os.geteuid() != 0:
+        _unavailable("starting a local SLURM needs root")
+    if not (shutil.which("apt-get") or shutil.which("slurmctld") or Path("/usr/sbin/slurmctld").exists()):
+        _unavailable("no apt-get to install SLURM (Debian/Ubuntu only)")
+    env = {**os.environ, "LOCAL_SLURM_CPUS": str(NODE_CPUS), "LOCAL_SLURM_MEM_MB": str(NODE_MEM_MB)}
+    proc = subprocess.run(["bash", str(SLURM_DIR / "start.sh")], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, f"tests/slurm/start.sh failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+
+
 @pytest.fixture(scope="module")
-def slurm_cluster():
-    """A running single-node SLURM with partitions cpu and gpu: the one already up, or one started here."""
-    started = False
-    if not _cluster_up():
-        if os.geteuid() != 0:
-            _unavailable("starting a local SLURM needs root")
-        if not (shutil.which("apt-get") or shutil.which("slurmctld") or Path("/usr/sbin/slurmctld").exists()):
-            _unavailable("no apt-get to install SLURM (Debian/Ubuntu only)")
-        env = {**os.environ, "LOCAL_SLURM_CPUS": str(NODE_CPUS), "LOCAL_SLURM_MEM_MB": str(NODE_MEM_MB)}
-        proc = subprocess.run(["bash", str(SLURM_DIR / "start.sh")], capture_output=True, text=True, env=env,
-                              timeout=600)
-        assert proc.returncode == 0, f"tests/slurm/start.sh failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-        started = True
-    node = subprocess.run(["scontrol", "show", "node", "-o"], capture_output=True, text=True, check=True).stdout
-    mem = int(re.search(r"RealMemory=(\d+)", node).group(1))
-    cpus = int(re.search(r"CPUTot=(\d+)", node).group(1))
-    assert mem >= 128000 and cpus >= 8, (
-        f"the running SLURM node (RealMemory={mem}, CPUTot={cpus}) is too small for profiles/slurm's requests; "
-        f"stop it or start one with tests/slurm/start.sh (LOCAL_SLURM_MEM_MB={NODE_MEM_MB} LOCAL_SLURM_CPUS={NODE_CPUS})")
-    yield
-    if started:
-        subprocess.run(["bash", str(SLURM_DIR / "stop.sh")], capture_output=True, text=True, timeout=120)
+def slurm_cluster(tmp_path_factory):
+    """A running single-node SLURM with partitions cpu and gpu: the one already up, or one started here.
+
+    The xdist workers of one test session share it: a file lock and a count of the workers using it (in the
+    session's common temporary folder) let the first start it and the last one out stop it, if the session
+    started it."""
+    shared = session_root(tmp_path_factory)
+    users, started = shared / "slurm-users", shared / "slurm-started-here"
+    with locked(shared / "slurm.lock"):
+        if not _cluster_up():
+            _start_cluster()
+            started.touch()
+        users.write_text(str(int(users.read_text() or 0) + 1 if users.exists() else 1))
+    try:
+        node = subprocess.run(["scontrol", "show", "node", "-o"], capture_output=True, text=True, check=True).stdout
+        mem = int(re.search(r"RealMemory=(\d+)", node).group(1))
+        cpus = int(re.search(r"CPUTot=(\d+)", node).group(1))
+        assert mem >= 128000 and cpus >= 8, (
+            f"the running SLURM node (RealMemory={mem}, CPUTot={cpus}) is too small for profiles/slurm's requests; "
+            f"stop it or start one with tests/slurm/start.sh (LOCAL_SLURM_MEM_MB={NODE_MEM_MB} "
+            f"LOCAL_SLURM_CPUS={NODE_CPUS})")
+        yield
+    finally:
+        with locked(shared / "slurm.lock"):
+            left = int(users.read_text()) - 1
+            users.write_text(str(left))
+            if left == 0 and started.exists():
+                subprocess.run(["bash", str(SLURM_DIR / "stop.sh")], capture_output=True, text=True, timeout=120)
+                started.unlink()
 
 
 def scontrol_jobs(prefix: str) -> list[dict[str, str]]:
@@ -88,10 +104,8 @@ def scontrol_jobs(prefix: str) -> list[dict[str, str]]:
 
 
 @pytest.mark.slow
-def test_profile_routes_gpu_rules_to_gpu_partition_with_arrays(slurm_cluster, pipeline, tmp_path):
+def test_profile_routes_gpu_rules_to_gpu_partition_with_arrays(slurm_cluster, tmp_path):
     shards = [f"embedded-{i:03d}" for i in range(yaml.safe_load(CI_CONFIG.read_text())["input"]["embedded"]["n_shards"])]
-    # The session run's embedded corpus (built locally): the SLURM run starts at ingest.
-    shutil.copytree(Path(pipeline) / "results" / "embedded", tmp_path / "results" / "embedded")
     targets = ["results/corpus/summary.json", *(f"results/kmeans/assign/{s}.parquet" for s in shards)]
     prefix = f"climbtest{uuid.uuid4().hex[:8]}"
     # A command-line --set-resources of one rule's memory must not undo any rule's placement.
@@ -104,7 +118,7 @@ def test_profile_routes_gpu_rules_to_gpu_partition_with_arrays(slurm_cluster, pi
     by_rule: dict[str, list[dict]] = {}
     for job in jobs:
         by_rule.setdefault(job["rule"], []).append(job)
-    expected = {"ingest": len(shards), "embed": len(shards), "fit_kmeans": 1,
+    expected = {"build_embedded_corpus": 1, "ingest": len(shards), "embed": len(shards), "fit_kmeans": 1,
                 "assign_clusters": len(shards), "summarize_corpus": 1}
     assert {rule: len(js) for rule, js in by_rule.items()} == expected, summary
     for job in jobs:
