@@ -132,4 +132,3 @@ def pipeline_copy(pipeline, tmp_path) -> Path:
     dest = tmp_path / "run"
     shutil.copytree(pipeline, dest, symlinks=True)
     return dest
-

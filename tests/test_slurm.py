@@ -71,7 +71,7 @@ def slurm_cluster(tmp_path_factory):
         if not _cluster_up():
             _start_cluster()
             started.touch()
-        users.write_text(str(int(users.read_text() or 0) + 1 if users.exists() else 1))
+        users.write_text(str((int(users.read_text()) if users.exists() else 0) + 1))
     try:
         node = subprocess.run(["scontrol", "show", "node", "-o"], capture_output=True, text=True, check=True).stdout
         mem = int(re.search(r"RealMemory=(\d+)", node).group(1))

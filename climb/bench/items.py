@@ -19,6 +19,7 @@ from climb.core.io import save_npy, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 THREADS = 2
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")  # this environment's, for every Snakemake the items run
 
 
 def _defaults() -> dict:
@@ -303,7 +304,7 @@ def dry_run(cmd: list[str], limit: int, what: str) -> tuple[float | None, int | 
 def dry_run_seconds(n: int, folder: Path, limit: int) -> tuple[float | None, int | None, float | None]:
     """``snakemake -n`` on configs/paper-scale.yaml over ``n`` empty shard files: seconds, jobs, peak RSS MB."""
     overlay = empty_shards(folder, n)
-    cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(folder),
+    cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(folder),
            "--configfile", str(ROOT / "configs" / "paper-scale.yaml"), str(overlay), "-n", "--quiet", "rules"]
     return dry_run(cmd, limit, f"dry run over {n} shards")
 
@@ -337,7 +338,7 @@ def bare_dry_run_seconds(jobs: int, folder: Path, limit: int, steps: int = 8) ->
     for i in range(n):
         (folder / "in" / f"{i}.in").touch()
     (folder / "Snakefile").write_text(BARE_SNAKEFILE)
-    cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(folder / "Snakefile"), "--directory", str(folder),
+    cmd = [SNAKEMAKE, "-s", str(folder / "Snakefile"), "--directory", str(folder),
            "--config", f"shards={n}", f"chain={steps}", "-n", "--quiet", "rules"]
     return dry_run(cmd, limit, f"bare dry run of {n * steps + 1} jobs")
 
@@ -387,7 +388,7 @@ def end_to_end(size: str, tmp: Path) -> ItemResult:
     config = {"tiny": None, "small": ROOT / "tests" / "configs" / "ci.yaml", "full": ROOT / "config.yaml"}[size]
     if config is None:
         raise Skip("the end-to-end run needs size small (tests/configs/ci.yaml) or full (config.yaml)")
-    cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory",
+    cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory",
            str(workdir), "--configfile", str(config), "--cores", "2"]
     proc, s = timed(subprocess.run, cmd, capture_output=True, text=True)
     (tmp / "e2e.log").write_text(proc.stdout + proc.stderr)
@@ -556,7 +557,7 @@ def outcome(size: str, tmp: Path, e2e_workdir: Path | None = None) -> ItemResult
     if e2e_workdir is None:
         raise Skip("the outcome needs the end-to-end run of this invocation (run with ONLY including end_to_end)")
     config = ROOT / ("config.yaml" if size == "full" else "tests/configs/ci.yaml")
-    cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory",
+    cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory",
            str(e2e_workdir), "--configfile", str(config), "--cores", "2", "validate"]
     proc, seconds = timed(subprocess.run, cmd, capture_output=True, text=True)
     (tmp / "validate.log").write_text(proc.stdout + proc.stderr)
@@ -590,7 +591,7 @@ def realtext(size: str, tmp: Path) -> ItemResult:
     path = tmp / "newsgroups.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     workdir = tmp / "run"
-    cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+    cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(path), "--cores", "2", "all", "validate"]
     proc, seconds = timed(subprocess.run, cmd, capture_output=True, text=True)
     (tmp / "run.log").write_text(proc.stdout + proc.stderr)
