@@ -55,9 +55,22 @@ class FakeTeacher:
                     teacher.bodies.append(body)
                     teacher.inflight += 1
                     teacher.max_inflight = max(teacher.max_inflight, teacher.inflight)
+                self.counted = True
                 try:
                     self.respond(doc, n, body)
                 finally:
+                    self.uncount()
+
+            def send_response(self, code, message=None):
+                # A request stops counting as in flight before its answer is written: once the client
+                # has the answer it may send the next request while this thread has not yet returned
+                # (under load that gap made the count read one more than the client ever had open).
+                self.uncount()
+                super().send_response(code, message)
+
+            def uncount(self):
+                if getattr(self, "counted", False):
+                    self.counted = False
                     with teacher.lock:
                         teacher.inflight -= 1
 
