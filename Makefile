@@ -49,7 +49,7 @@ test-deps:
 test: setup test-deps
 	$(BIN)/ruff check climb scripts tests
 	$(BIN)/snakemake --lint
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The benchmark suite (climb/bench): writes bench/results.json and prints one Markdown table.
 # `make bench ONLY=embed,kmeans SIZE=small`; items: embed kmeans proxy predictor search dag end_to_end memory

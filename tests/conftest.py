@@ -132,3 +132,23 @@ def pipeline_copy(pipeline, tmp_path) -> Path:
     dest = tmp_path / "run"
     shutil.copytree(pipeline, dest, symlinks=True)
     return dest
+
+
+# Modules that run longest (CI's --durations), longest first: `make test` hands modules to its 2 workers in
+# this order (--no-loadscope-reorder), so the two shared builds start at once, one per worker, and no long
+# module is left to run alone at the end. The rest keep pytest's order.
+LONGEST_MODULES = [
+    "test_validation.py",  # builds `pipeline` (the CI config end to end)
+    "test_embedded_default.py",  # builds `default_pipeline`
+    "test_slurm.py",
+    "test_search.py",
+    "test_proxy_pipeline.py",
+    "test_cluster_20newsgroups.py",
+    "test_paper_scale.py",
+    "test_foundation_pipeline.py",
+]
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
