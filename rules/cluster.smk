@@ -13,7 +13,7 @@ rule embed:
         settings=get_result_settings("embed"),
     threads: 2
     resources:
-        **job_resources("embed", gpus_for(config["embed"]["device"])),
+        **shard_resources("embed", gpus_for(config["embed"]["device"])),
     log:
         "results/logs/embed/{shard}.log",
     benchmark:
@@ -55,7 +55,7 @@ rule assign_clusters:
         "results/kmeans/assign/{shard}.parquet",
     threads: 1
     resources:
-        **job_resources("assign_clusters", 0),
+        **shard_resources("assign_clusters", 0),
     log:
         "results/logs/assign_clusters/{shard}.log",
     benchmark:

@@ -1,11 +1,12 @@
 # What every stage shares: the input shards, result settings as params, GPU placement, the targets of `rule all`.
 # Each stage's own input functions (get_*) sit at the top of its rules file.
 
+import functools
 import re
 
-from climb.compute.placement import gpus_for, job_resources
+from climb.compute.placement import gpus_for, job_resources, per_shard_resources
 from climb.core.config import SEARCH_STRATEGIES, STRATEGIES, result_settings
-from climb.corpus.shards import embedded_shards, resolve_shards, select_fit_shards
+from climb.corpus.shards import batch_shards, embedded_shards, resolve_shards, select_fit_shards
 
 EMBEDDED_DIR = "results/embedded"
 
@@ -18,21 +19,36 @@ def get_result_settings(section, exclude=()):
 
 
 def get_input_shards():
-    """{shard name: input path}; the embedded default corpus when `input.shards` is empty."""
+    """{input shard name: path}; the embedded default corpus when `input.shards` is empty."""
     if config["input"]["shards"]:
         return resolve_shards(config["input"]["shards"])
     return embedded_shards(config["input"]["embedded"]["n_shards"], EMBEDDED_DIR)
 
 
-SHARDS = get_input_shards()
+INPUT_SHARDS = get_input_shards()
+
+
+@functools.cache
+def corpus_shards(shards_per_job):
+    """{corpus shard name: its input shard names}: the input shards in batches of about `shards_per_job`."""
+    return batch_shards(list(INPUT_SHARDS), shards_per_job)
+
+
+# The corpus shards every per-shard rule runs on ({shard}).
+SHARDS = corpus_shards(config["input"]["shards_per_job"])
 
 
 wildcard_constraints:
     shard="|".join(re.escape(name) for name in SHARDS),
 
 
+def shard_resources(rule, gpus=0):
+    """`resources:` of a per-shard rule: its runtime scales with the input shards in the job's corpus shard."""
+    return per_shard_resources(rule, gpus, lambda wildcards: len(SHARDS[wildcards.shard]))
+
+
 def get_fit_shards():
-    return select_fit_shards(list(SHARDS), config["cluster"]["fit_shards"])
+    return select_fit_shards(SHARDS, config["cluster"]["fit_shards"])
 
 
 def get_all(pattern):

@@ -8,7 +8,7 @@ if not config["input"]["shards"]:
 
     rule build_embedded_corpus:
         output:
-            shards=expand(f"{EMBEDDED_DIR}/{{name}}.jsonl", name=list(SHARDS)),
+            shards=expand(f"{EMBEDDED_DIR}/{{name}}.jsonl", name=list(INPUT_SHARDS)),
             heldout=f"{EMBEDDED_DIR}/heldout.jsonl",
             manifest=f"{EMBEDDED_DIR}/manifest.json",
         params:
@@ -26,7 +26,7 @@ if not config["input"]["shards"]:
 
 rule ingest:
     input:
-        get_shard_path,
+        get_shard_paths,
     output:
         corpus="results/corpus/{shard}.parquet",
         rejects="results/corpus/rejects/{shard}.jsonl",
@@ -36,6 +36,8 @@ rule ingest:
         id_field=config["input"]["id_field"],
         origin_field=config["input"]["origin_field"],
         settings=get_result_settings("ingest"),
+    resources:
+        **shard_resources("ingest"),
     log:
         "results/logs/ingest/{shard}.log",
     benchmark:

@@ -40,6 +40,8 @@ rule climbmix_select:
         temp("results/export/select/{shard}.parquet"),
     params:
         batch_rows=config["export"]["batch_rows"],
+    resources:
+        **shard_resources("climbmix_select"),
     log:
         "results/logs/export/select/{shard}.log",
     benchmark:

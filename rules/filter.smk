@@ -78,6 +78,8 @@ rule decontam:
         "results/filter/decontam/{shard}.parquet",
     params:
         ngram=config["decontam"]["ngram"],
+    resources:
+        **shard_resources("decontam"),
     log:
         "results/logs/filter/decontam/{shard}.log",
     benchmark:
@@ -134,6 +136,8 @@ rule carve_heldout:
         carve=get_result_settings("evaluation.heldout.carve"),
         topic=config["evaluation"]["heldout"]["topic"],
         seed=config["seed"],
+    resources:
+        **shard_resources("carve_heldout"),
     log:
         "results/logs/filter/heldout/{shard}.log",
     benchmark:
@@ -166,6 +170,8 @@ rule quality_filter:
         "results/filter/quality/{shard}.parquet",
     params:
         thresholds=config["prune"]["document_thresholds"],
+    resources:
+        **shard_resources("quality_filter"),
     log:
         "results/logs/filter/quality/{shard}.log",
     benchmark:

@@ -57,6 +57,8 @@ rule score_quality:
     params:
         criteria=config["quality"]["criteria"],
         settings=get_text_normalization_params(),
+    resources:
+        **shard_resources("score_quality"),
     log:
         "results/logs/quality/score/{shard}.log",
     benchmark:

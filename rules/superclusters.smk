@@ -8,6 +8,8 @@ rule cluster_quality_sums:
         "results/clusters/sums/{shard}.parquet",
     params:
         criteria=config["quality"]["criteria"],
+    resources:
+        **shard_resources("cluster_quality_sums"),
     log:
         "results/logs/clusters/sums/{shard}.log",
     benchmark:

@@ -32,6 +32,8 @@ rule tokenize:
         bin="results/tokens/{shard}.bin",
         index="results/tokens/{shard}.idx.parquet",
     threads: 1
+    resources:
+        **shard_resources("tokenize"),
     log:
         "results/logs/tokenize/{shard}.log",
     benchmark:

@@ -5,7 +5,7 @@ from climb.corpus.ingest import ingest_shard
 with log_to(snakemake.log[0]):
     settings = job_settings(snakemake.params.settings, snakemake.config, "ingest")
     ingest_shard(
-        snakemake.input[0],
+        list(snakemake.input),
         snakemake.output.corpus,
         snakemake.output.rejects,
         snakemake.output.counts,

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from climb.core.config import ConfigError, check_config, load_schema
-from climb.corpus.shards import ShardError, resolve_shards, select_fit_shards, shard_name
+from climb.corpus.shards import ShardError, batch_shards, resolve_shards, select_fit_shards, shard_name
 from tests.conftest import ROOT, snakemake
 
 
@@ -65,10 +65,10 @@ def test_shard_discovery(tmp_path):
         (tmp_path / name).write_bytes(b"")
     shards = resolve_shards([str(tmp_path / "*.jsonl*"), str(tmp_path / "c.parquet")])
     assert list(shards) == ["a", "b", "c", "d"]
-    assert select_fit_shards(list(shards), 2) == ["a", "b"]
-    assert select_fit_shards(list(shards), ["d", "a"]) == ["a", "d"]
+    assert select_fit_shards(batch_shards(list(shards), 1), 2) == ["a", "b"]
+    assert select_fit_shards(batch_shards(list(shards), 1), ["d", "a"]) == ["a", "d"]
     with pytest.raises(ShardError, match="unknown shard"):
-        select_fit_shards(list(shards), ["zz"])
+        select_fit_shards(batch_shards(list(shards), 1), ["zz"])
     with pytest.raises(ShardError, match="matches no file"):
         resolve_shards([str(tmp_path / "*.csv")])
     with pytest.raises(ShardError, match="no such file"):

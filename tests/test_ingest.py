@@ -145,7 +145,7 @@ def test_ids_must_be_unique_across_shards(tmp_path):
         (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps({"id": i, "text": f"{name} {i}"}) + "\n" for i in ids))
         run_ingest(tmp_path, tmp_path / f"{name}.jsonl", shard=name)
     out = tmp_path / "out"
-    with pytest.raises(IngestError, match=r"id 'a' occurs in both .*one\.parquet and .*two\.parquet"):
+    with pytest.raises(IngestError, match=r"id 'a' occurs in both .*one\.parquet \(from one\.jsonl\) and .*two\.parquet \(from two\.jsonl\)"):
         summarize_corpus([str(out / "one.counts.json"), str(out / "two.counts.json")],
                          [str(out / "one.parquet"), str(out / "two.parquet")], str(tmp_path / "summary.json"))
     assert not (tmp_path / "summary.json").exists()

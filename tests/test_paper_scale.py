@@ -21,6 +21,7 @@ from climb.bench.items import empty_shards
 from climb.compute.placement import GPU_RULE_SIZES
 from climb.compute.plan import parse_dry_run
 from climb.core.config import load_schema
+from climb.corpus.shards import batch_shards
 from tests.conftest import BIN, ROOT, job_counts
 
 PAPER = ROOT / "configs" / "paper-scale.yaml"
@@ -41,8 +42,14 @@ def dry_run(tmp_path: Path, overlay: Path, *args: str, quiet: bool = True) -> tu
     return proc.stdout + proc.stderr, seconds
 
 
+def corpus_shards(n: int) -> int:
+    """Corpus shards (per-shard jobs of each per-shard rule) of ``n`` input shards at paper-scale's shards_per_job."""
+    per_job = yaml.safe_load(PAPER.read_text())["input"]["shards_per_job"]
+    return len(batch_shards([f"part-{i:05d}" for i in range(n)], per_job))  # climb.bench.items.empty_shards' names
+
+
 def expected_counts(n: int) -> dict[str, int]:
-    return {**{rule: n for rule in PER_SHARD}, "fit_kmeans": 1, "superclusters": 1, "dedup": 100,
+    return {**{rule: corpus_shards(n) for rule in PER_SHARD}, "fit_kmeans": 1, "superclusters": 1, "dedup": 100,
             "sample_pool_mixture": 64, "train_proxy": PROXIES, "evaluate_proxy": PROXIES, "climbmix": 1}
 
 
@@ -87,12 +94,13 @@ def test_paper_scale_gpu_plan(tmp_path):
     targets = paper["seeds"] * len(strategies)
     proxies = PROXIES + 48  # validation's regmix/random baselines grow the pool to sum(rounds) = 112
     doremi = "doremi" in strategies  # its reference proxy (train_proxy, not scored) and its Group DRO proxy
-    gpu_jobs = {"embed": n, "fit_kmeans": 1, "dedup": 100, "train_proxy": proxies + doremi, "evaluate_proxy": proxies,
+    gpu_jobs = {"embed": corpus_shards(n), "fit_kmeans": 1, "dedup": 100, "train_proxy": proxies + doremi, "evaluate_proxy": proxies,
                 "train_target_model": targets, "evaluate_target_model": targets,
                 **({"train_doremi_proxy": 1} if doremi else {})}
     assert {r: v["gpu_jobs"] for r, v in plan["rules"].items() if v["gpu_jobs"]} == gpu_jobs
     gpus = {**dict.fromkeys(gpu_jobs, 1), "train_target_model": paper["model"]["nproc"]}
-    hours = sum(jobs * gpus[rule] * GPU_RULE_SIZES[rule][1] / 60 for rule, jobs in gpu_jobs.items())
+    # a per-shard job asks for its rule's runtime once per input shard in it: embed's GPU hours are n shards' worth
+    hours = sum(jobs * gpus[rule] * GPU_RULE_SIZES[rule][1] / 60 for rule, jobs in {**gpu_jobs, "embed": n}.items())
     assert plan["gpu_hours"] == pytest.approx(hours)
     assert plan["rules"]["train_target_model"]["gpu_hours"] == pytest.approx(
         targets * paper["model"]["nproc"] * GPU_RULE_SIZES["train_target_model"][1] / 60)
@@ -105,13 +113,17 @@ def test_paper_scale_gpu_plan(tmp_path):
 
 
 def _growth_per_shard(tmp_path: Path) -> tuple[float, dict]:
-    """DAG edges added per added shard (20 -> 40 shards), and the rules they come from."""
+    """DAG edges added per added shard (20 -> 40 shards, one per job), and the rules they come from."""
     per_rule = {}
     edges = {}
     for n in (20, 40):
         work = tmp_path / f"n{n}"
         work.mkdir()
-        text, _ = dry_run(work, empty_shards(work, n), quiet=False)
+        overlay = empty_shards(work, n)
+        settings = yaml.safe_load(overlay.read_text())
+        settings["input"]["shards_per_job"] = 1
+        overlay.write_text(yaml.safe_dump(settings))
+        text, _ = dry_run(work, overlay, quiet=False)
         edges[n] = dag_inputs(text)
         rule_edges: dict[str, int] = {}
         rule = None

@@ -13,7 +13,8 @@ Local runs ignore ``slurm_partition``; ``gpu``, ``mem_mb`` and ``runtime`` only 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 GPU_PARTITION_ENV = "CLIMB_GPU_PARTITION"
 DEFAULT_GPU_PARTITION = "gpu"
@@ -33,6 +34,14 @@ GPU_RULE_SIZES: dict[str, tuple[int, int]] = {
 }
 # CPU rules whose size differs from the profile's default-resources (30 minutes, 8 GB).
 CPU_RULE_SIZES: dict[str, tuple[int, int]] = {
+    "ingest": (8000, 30),                   # the per-shard rules' runtimes are per input shard: a job that
+    "score_quality": (8000, 30),            # runs a batch of them (input.shards_per_job) asks for that many
+    "cluster_quality_sums": (8000, 30),     # times as long (per_shard_resources)
+    "decontam": (8000, 30),
+    "carve_heldout": (8000, 30),
+    "quality_filter": (8000, 30),
+    "tokenize": (8000, 30),
+    "climbmix_select": (8000, 30),
     "assign_clusters": (8000, 15),
     "annotate_quality": (8000, 240),        # the teacher LLM's requests (a served model, not this job's GPU)
     "quality_classifiers": (32000, 60),
@@ -59,6 +68,17 @@ def job_resources(rule: str, gpus: int, environ: Mapping[str, str] | None = None
     resources: dict[str, int | str] = {"mem_mb": mem_mb, "runtime": runtime}
     if gpus:
         resources.update(gpu=int(gpus), slurm_partition=gpu_partition(environ))
+    return resources
+
+
+def per_shard_resources(rule: str, gpus: int, shards_in_job: Callable[[Any], int],
+                        environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``resources:`` of a per-shard rule, whose job runs one batch of input shards: its runtime is the rule's
+    runtime per input shard times ``shards_in_job(wildcards)``, so SLURM's limit and the plan's GPU hours follow
+    input.shards_per_job."""
+    resources: dict[str, Any] = job_resources(rule, gpus, environ)
+    per_shard = int(resources["runtime"])
+    resources["runtime"] = lambda wildcards: per_shard * shards_in_job(wildcards)
     return resources
 
 

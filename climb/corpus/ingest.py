@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from climb.core.io import atomic_open, atomic_path, write_json
+from climb.corpus.shards import shard_name
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +61,14 @@ class RawRow:
 @dataclass
 class ShardCounts:
     shard: str
-    file: str
+    files: list[str] = field(default_factory=list)
     input_rows: int = 0
     kept: int = 0
     truncated: int = 0
     rejected: Counter = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"shard": self.shard, "file": self.file, "input_rows": self.input_rows, "kept": self.kept,
+        return {"shard": self.shard, "files": self.files, "input_rows": self.input_rows, "kept": self.kept,
                 "truncated": self.truncated, "rejected": dict(sorted(self.rejected.items())),
                 "rejected_total": sum(self.rejected.values())}
 
@@ -145,37 +146,27 @@ def _text_key(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
 
-def ingest_shard(input_path: str | Path, corpus_path: str | Path, rejects_path: str | Path, counts_path: str | Path,
-                 shard: str, text_field: str = "text", id_field: str | None = "id", origin_field: str | None = "origin",
-                 max_chars: int = 100_000, on_too_long: str = "truncate", drop_exact_duplicates: bool = True,
-                 batch_rows: int = 50_000) -> ShardCounts:
-    """Read one input shard and write its corpus Parquet, rejects JSONL and counts JSON (all atomically)."""
-    path = Path(input_path)
-    if not path.exists():
-        raise IngestError(f"{path}: no such input file")
-    counts = ShardCounts(shard=shard, file=path.name)
-    if path.name.endswith(".parquet"):
-        columns = [text_field] + [c for c in (id_field, origin_field) if c]
-        rows = read_parquet(path, columns, batch_rows)
-    else:
-        rows = read_jsonl(path)
+def ingest_shard(input_paths: list[str | Path] | str | Path, corpus_path: str | Path, rejects_path: str | Path,
+                 counts_path: str | Path, shard: str, text_field: str = "text", id_field: str | None = "id",
+                 origin_field: str | None = "origin", max_chars: int = 100_000, on_too_long: str = "truncate",
+                 drop_exact_duplicates: bool = True, batch_rows: int = 50_000) -> ShardCounts:
+    """Read the input shards of one corpus shard (a batch, input.shards_per_job; in order) and write its corpus
+    Parquet, rejects JSONL and counts JSON (all atomically).
 
-    seen_ids: dict[str, int] = {}
-    seen_texts: dict[bytes, tuple[str, int]] = {}
+    Each input shard is read as if alone: its rows are numbered from 0, an id it lacks is ``{its name}:{row}``,
+    and duplicate ids and texts are looked for within it (summarize_corpus checks ids across all of them), so the
+    kept rows and their ids do not depend on how input shards are batched.
+    """
+    paths = [Path(p) for p in ([input_paths] if isinstance(input_paths, str | Path) else input_paths)]
+    for path in paths:
+        if not path.exists():
+            raise IngestError(f"{path}: no such input file")
+    counts = ShardCounts(shard=shard, files=[path.name for path in paths])
     buffer: dict[str, list] = {name: [] for name in CORPUS_SCHEMA.names}
 
     # the corpus innermost: a full disk's error (Arrow names no file) is reported for the big output
     with atomic_open(rejects_path, "w", encoding="utf-8") as rejects, atomic_path(corpus_path) as tmp_corpus:
         writer = pq.ParquetWriter(tmp_corpus, CORPUS_SCHEMA, compression="zstd")
-
-        def reject(raw: RawRow, reason: str, detail: str, doc_id: str | None = None) -> None:
-            counts.rejected[reason] += 1
-            entry = {"file": path.name, "row": raw.row, "reason": reason, "detail": detail}
-            if doc_id is not None:
-                entry["id"] = doc_id
-            if raw.excerpt:
-                entry["excerpt"] = raw.excerpt
-            rejects.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
 
         def flush() -> None:
             if buffer["id"]:
@@ -183,76 +174,102 @@ def ingest_shard(input_path: str | Path, corpus_path: str | Path, rejects_path: 
                 for values in buffer.values():
                     values.clear()
 
-        for raw in rows:
-            counts.input_rows += 1
-            if raw.reason is not None:
-                reject(raw, raw.reason, raw.detail)
-                continue
-            record = raw.record
-            assert record is not None
-            # id
-            value = record.get(id_field) if id_field else None
-            if value is None:
-                doc_id = f"{shard}:{raw.row}"
-            elif isinstance(value, bool) or not isinstance(value, str | int):
-                reject(raw, "bad_id", f"id field {id_field!r} is a {type(value).__name__}, expected a string or integer")
-                continue
-            else:
-                doc_id = str(value)
-                if not doc_id.strip():
-                    reject(raw, "bad_id", f"id field {id_field!r} is empty")
-                    continue
-            # text
-            if text_field not in record:
-                reject(raw, "missing_text", f"no field {text_field!r}", doc_id)
-                continue
-            text = record[text_field]
-            if text is None:
-                reject(raw, "null_text", f"field {text_field!r} is null", doc_id)
-                continue
-            if not isinstance(text, str):
-                reject(raw, "non_string_text", f"field {text_field!r} is a {type(text).__name__}, not a string", doc_id)
-                continue
-            if not text.strip():
-                reject(raw, "empty_text", "text is empty or whitespace only", doc_id)
-                continue
-            if len(text) > max_chars:
-                if on_too_long == "reject":
-                    reject(raw, "too_long", f"{len(text)} characters > ingest.max_chars={max_chars}", doc_id)
-                    continue
-                text = text[:max_chars]
-                counts.truncated += 1
-            # duplicates
-            if doc_id in seen_ids:
-                reject(raw, "duplicate_id", f"id {doc_id!r} already used at row {seen_ids[doc_id]}", doc_id)
-                continue
-            if drop_exact_duplicates:
-                key = _text_key(text)
-                if key in seen_texts:
-                    first_id, first_row = seen_texts[key]
-                    reject(raw, "duplicate_text", f"same text as id {first_id!r} (row {first_row})", doc_id)
-                    continue
-                seen_texts[key] = (doc_id, raw.row)
-            seen_ids[doc_id] = raw.row
-            origin = record.get(origin_field) if origin_field else None
-            buffer["id"].append(doc_id)
-            buffer["text"].append(text)
-            buffer["n_chars"].append(len(text))
-            buffer["source"].append(path.name)
-            buffer["origin"].append(origin if isinstance(origin, str) else None)
-            counts.kept += 1
-            if len(buffer["id"]) >= batch_rows:
-                flush()
+        for path in paths:
+            _ingest_file(path, shard_name(path) if len(paths) > 1 else shard, counts, buffer, rejects, flush,
+                         text_field, id_field, origin_field, max_chars, on_too_long, drop_exact_duplicates, batch_rows)
         flush()
         writer.close()
         total = counts.kept + sum(counts.rejected.values())
         if total != counts.input_rows:  # the accounting identity; a bug here must never publish outputs
-            raise AssertionError(f"{path}: {counts.input_rows} rows in, {total} accounted for")
+            raise AssertionError(f"{shard}: {counts.input_rows} rows in, {total} accounted for")
 
     write_json(counts_path, counts.as_dict())
-    log.info("%s: %d rows, %d kept, %d rejected %s, %d truncated", path, counts.input_rows, counts.kept,
-             sum(counts.rejected.values()), dict(counts.rejected), counts.truncated)
+    log.info("%s (%d file(s)): %d rows, %d kept, %d rejected %s, %d truncated", shard, len(paths), counts.input_rows,
+             counts.kept, sum(counts.rejected.values()), dict(counts.rejected), counts.truncated)
     return counts
+
+
+def _ingest_file(path: Path, name: str, counts: ShardCounts, buffer: dict[str, list], rejects, flush,
+                 text_field: str, id_field: str | None, origin_field: str | None, max_chars: int, on_too_long: str,
+                 drop_exact_duplicates: bool, batch_rows: int) -> None:
+    """One input shard's rows into ``buffer`` (flushed every ``batch_rows``) or ``rejects``, counted in ``counts``."""
+    if path.name.endswith(".parquet"):
+        columns = [text_field] + [c for c in (id_field, origin_field) if c]
+        rows = read_parquet(path, columns, batch_rows)
+    else:
+        rows = read_jsonl(path)
+    seen_ids: dict[str, int] = {}
+    seen_texts: dict[bytes, tuple[str, int]] = {}
+
+    def reject(raw: RawRow, reason: str, detail: str, doc_id: str | None = None) -> None:
+        counts.rejected[reason] += 1
+        entry = {"file": path.name, "row": raw.row, "reason": reason, "detail": detail}
+        if doc_id is not None:
+            entry["id"] = doc_id
+        if raw.excerpt:
+            entry["excerpt"] = raw.excerpt
+        rejects.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
+
+    for raw in rows:
+        counts.input_rows += 1
+        if raw.reason is not None:
+            reject(raw, raw.reason, raw.detail)
+            continue
+        record = raw.record
+        assert record is not None
+        # id
+        value = record.get(id_field) if id_field else None
+        if value is None:
+            doc_id = f"{name}:{raw.row}"
+        elif isinstance(value, bool) or not isinstance(value, str | int):
+            reject(raw, "bad_id", f"id field {id_field!r} is a {type(value).__name__}, expected a string or integer")
+            continue
+        else:
+            doc_id = str(value)
+            if not doc_id.strip():
+                reject(raw, "bad_id", f"id field {id_field!r} is empty")
+                continue
+        # text
+        if text_field not in record:
+            reject(raw, "missing_text", f"no field {text_field!r}", doc_id)
+            continue
+        text = record[text_field]
+        if text is None:
+            reject(raw, "null_text", f"field {text_field!r} is null", doc_id)
+            continue
+        if not isinstance(text, str):
+            reject(raw, "non_string_text", f"field {text_field!r} is a {type(text).__name__}, not a string", doc_id)
+            continue
+        if not text.strip():
+            reject(raw, "empty_text", "text is empty or whitespace only", doc_id)
+            continue
+        if len(text) > max_chars:
+            if on_too_long == "reject":
+                reject(raw, "too_long", f"{len(text)} characters > ingest.max_chars={max_chars}", doc_id)
+                continue
+            text = text[:max_chars]
+            counts.truncated += 1
+        # duplicates
+        if doc_id in seen_ids:
+            reject(raw, "duplicate_id", f"id {doc_id!r} already used at row {seen_ids[doc_id]}", doc_id)
+            continue
+        if drop_exact_duplicates:
+            key = _text_key(text)
+            if key in seen_texts:
+                first_id, first_row = seen_texts[key]
+                reject(raw, "duplicate_text", f"same text as id {first_id!r} (row {first_row})", doc_id)
+                continue
+            seen_texts[key] = (doc_id, raw.row)
+        seen_ids[doc_id] = raw.row
+        origin = record.get(origin_field) if origin_field else None
+        buffer["id"].append(doc_id)
+        buffer["text"].append(text)
+        buffer["n_chars"].append(len(text))
+        buffer["source"].append(path.name)
+        buffer["origin"].append(origin if isinstance(origin, str) else None)
+        counts.kept += 1
+        if len(buffer["id"]) >= batch_rows:
+            flush()
 
 
 def _id_hashes(ids: list[str]) -> np.ndarray:
@@ -260,8 +277,17 @@ def _id_hashes(ids: list[str]) -> np.ndarray:
                        dtype=np.uint64, count=len(ids))
 
 
+def _ids_by_source(corpus_path: str) -> dict[str, list[str]]:
+    table = pq.read_table(corpus_path, columns=["id", "source"])
+    by_id: dict[str, list[str]] = {}
+    for doc_id, source in zip(table.column("id").to_pylist(), table.column("source").to_pylist(), strict=True):
+        by_id.setdefault(doc_id, []).append(source)
+    return by_id
+
+
 def check_unique_ids(corpus_paths: list[str]) -> None:
-    """Ids must be unique across shards (ingest guarantees it within a shard). Holds 8 bytes per document."""
+    """Ids must be unique across input shards (ingest checks within each), also between the input shards batched
+    into one corpus shard. Holds 8 bytes per document."""
     hashes = [_id_hashes(pq.read_table(p, columns=["id"]).column("id").to_pylist()) for p in corpus_paths]
     owners = np.concatenate([np.full(len(h), i, dtype=np.int32) for i, h in enumerate(hashes)]) if hashes else []
     allh = np.concatenate(hashes) if hashes else np.empty(0, np.uint64)
@@ -269,11 +295,17 @@ def check_unique_ids(corpus_paths: list[str]) -> None:
     dup = np.flatnonzero(allh[order][1:] == allh[order][:-1])
     for j in dup:  # a hash collision is possible: confirm with the ids themselves
         a, b = order[j], order[j + 1]
-        shard_a, shard_b = corpus_paths[owners[a]], corpus_paths[owners[b]]
-        ids_a = set(pq.read_table(shard_a, columns=["id"]).column("id").to_pylist())
-        common = sorted(ids_a & set(pq.read_table(shard_b, columns=["id"]).column("id").to_pylist()))
+        ids_a = _ids_by_source(corpus_paths[owners[a]])
+        ids_b = ids_a if owners[a] == owners[b] else _ids_by_source(corpus_paths[owners[b]])
+        if owners[a] == owners[b]:
+            common = sorted(i for i, sources in ids_a.items() if len(sources) > 1)
+        else:
+            common = sorted(ids_a.keys() & ids_b.keys())
         if common:
-            raise IngestError(f"id {common[0]!r} occurs in both {shard_a} and {shard_b}: ids must be unique across "
+            first = common[0]
+            where = [f"{corpus_paths[owners[a]]} (from {ids_a[first][0]})",
+                     f"{corpus_paths[owners[b]]} (from {ids_b[first][-1]})"]
+            raise IngestError(f"id {first!r} occurs in both {where[0]} and {where[1]}: ids must be unique across "
                               f"shards (set input.id_field: null to number rows per shard instead)")
 
 

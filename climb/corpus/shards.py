@@ -1,8 +1,15 @@
-"""Input shard discovery: config patterns -> {shard name: path}, resolved once when the DAG is built."""
+"""Input shard discovery and batching, resolved once when the DAG is built.
+
+config patterns -> {input shard name: path} (resolve_shards); input shards -> corpus shards, batches of about
+``input.shards_per_job`` input shards each (batch_shards). Every per-shard stage (ingest, embed, assign, quality
+scores, filters, tokenize, ClimbMix select) runs one job per corpus shard, so the batch size sets how many jobs
+the DAG holds: 20,000 input shards at 20 per job are ~1,000 jobs per stage instead of 20,000.
+"""
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 from pathlib import Path
 
@@ -46,11 +53,43 @@ def resolve_shards(patterns: list[str]) -> dict[str, str]:
     return dict(sorted(shards.items()))
 
 
-def select_fit_shards(names: list[str], fit_shards: int | list[str]) -> list[str]:
-    """The shards the k-means fit reads: the first N names in sorted order, or the named ones."""
+def _name_hash(name: str) -> int:
+    return int.from_bytes(hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def batch_shards(names: list[str], shards_per_job: int) -> dict[str, list[str]]:
+    """Input shard names -> {corpus shard name: its input shard names}, in sorted order.
+
+    Boundaries are content-defined (as in content-defined chunking): once a batch holds half of
+    ``shards_per_job``, an input shard starts a new batch when a hash of its own name says so, chosen so that
+    batches hold ``shards_per_job`` on average; a batch never holds more than twice that. A shard added later
+    therefore joins, or splits, the batch it sorts into, and seldom moves a cut after it (tests/test_shard_batches.py
+    measures how far): the other batches keep their names and members and their jobs do not rerun. A batch is named after its first input shard, so with
+    ``shards_per_job`` = 1 every corpus shard is its input shard, under the same name.
+    """
+    if shards_per_job < 1:
+        raise ShardError(f"input.shards_per_job must be >= 1, got {shards_per_job}")
+    least = max(1, shards_per_job // 2)
+    period = shards_per_job - least + 1  # expected batch size: least + period - 1 = shards_per_job
+    batches: dict[str, list[str]] = {}
+    current: list[str] = []
+    for name in sorted(names):
+        full = len(current) >= 2 * shards_per_job
+        if not current or full or (len(current) >= least and _name_hash(name) % period == 0):
+            current = batches.setdefault(name, [])
+        current.append(name)
+    return batches
+
+
+def select_fit_shards(batches: dict[str, list[str]], fit_shards: int | list[str]) -> list[str]:
+    """The corpus shards the k-means fit reads: those holding the first N input shards in sorted order, or the
+    named input shards."""
+    owner = {name: batch for batch, members in batches.items() for name in members}
     if isinstance(fit_shards, int):
-        return sorted(names)[:fit_shards]
-    unknown = [s for s in fit_shards if s not in names]
-    if unknown:
-        raise ShardError(f"cluster.fit_shards: unknown shard(s) {unknown}; known: {sorted(names)[:10]}...")
-    return sorted(fit_shards)
+        wanted = sorted(owner)[:fit_shards]
+    else:
+        unknown = [s for s in fit_shards if s not in owner]
+        if unknown:
+            raise ShardError(f"cluster.fit_shards: unknown shard(s) {unknown}; known: {sorted(owner)[:10]}...")
+        wanted = fit_shards
+    return sorted({owner[name] for name in wanted})
