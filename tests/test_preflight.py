@@ -124,6 +124,20 @@ def _real_corpus(tmp_path: Path) -> None:
         (tmp_path / "data" / name).write_text("{}\n")
 
 
+def test_many_shards_at_one_per_job_suggest_batching(tmp_path):
+    from climb.compute.preflight import MAX_JOBS_PER_STAGE, batching
+
+    for i in range(MAX_JOBS_PER_STAGE + 500):
+        (tmp_path / f"part-{i:05d}.jsonl").touch()
+    cfg = full({"input": {"shards": [str(tmp_path / "*.jsonl")]}})
+    assert batching(cfg) == ["input.shards_per_job = 1: 1,500 input shards are ~1,500 jobs of each of the 8 "
+                             "per-shard stages, and every dry run builds them all; input.shards_per_job: 2 makes ~1,000"]
+    cfg["input"]["shards_per_job"] = 2
+    assert batching(cfg) == []
+    cfg["input"]["shards"] = [str(tmp_path / "*.parquet")]  # matches nothing: the Snakefile says so, not this
+    assert batching(cfg) == []
+
+
 def test_real_corpus_with_demo_settings_prints_the_list_and_strict_stops(tmp_path):
     _real_corpus(tmp_path)
     corpus = tmp_path / "corpus.yaml"

@@ -201,11 +201,34 @@ def missing_from_caches(config: Mapping[str, Any]) -> list[str]:
     return missing
 
 
+# Jobs per per-shard stage above which the DAG itself gets slow (a dry run of 2,000 one-shard jobs per stage takes
+# ~40 s on 2 cores, 20,000 several minutes; bench/results.md): the preflight suggests batching shards.
+MAX_JOBS_PER_STAGE = 1000
+
+
+def batching(config: Mapping[str, Any]) -> list[str]:
+    """A finding when the input shards make more than MAX_JOBS_PER_STAGE jobs of each per-shard stage."""
+    from climb.corpus.shards import ShardError, resolve_shards
+
+    try:
+        n = len(resolve_shards(config["input"]["shards"]))
+    except ShardError:  # the Snakefile stops on it with its own message
+        return []
+    per_job = config["input"]["shards_per_job"]
+    jobs = -(-n // per_job)
+    if jobs <= MAX_JOBS_PER_STAGE:
+        return []
+    suggested = -(-n // MAX_JOBS_PER_STAGE)
+    return [f"input.shards_per_job = {per_job}: {n:,} input shards are ~{jobs:,} jobs of each of the 8 per-shard "
+            f"stages, and every dry run builds them all; input.shards_per_job: {suggested} makes ~{MAX_JOBS_PER_STAGE:,}"]
+
+
 def preflight(config: Mapping[str, Any]) -> list[str]:
     """The findings for a run on a real corpus (none for the embedded default, or with ``preflight: off``)."""
     if not config["input"]["shards"] or config.get("preflight", "warn") == "off":
         return []
     return [*(f"demo setting: {line}" for line in demo_settings(config)),
+            *(f"many jobs: {line}" for line in batching(config)),
             *(f"not in the local caches: {line}" for line in missing_from_caches(config))]
 
 
