@@ -152,3 +152,20 @@ LONGEST_MODULES = [
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(LONGEST_MODULES)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
+# Marker (in the session's common temporary folder) of a local SLURM that tests/test_slurm.py started.
+SLURM_STARTED = "slurm-started-here"
+
+
+def pytest_sessionfinish(session):
+    """Stop the local SLURM this session started, once every xdist worker is done. It stays up until then because
+    snakemake's SLURM plugin runs `scontrol show config` when it is imported, and with SLURM installed but its
+    controller down that call waits ~9 s: in every later snakemake command of the session."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    started = session_root(session.config._tmp_path_factory) / SLURM_STARTED
+    if started.exists():
+        subprocess.run(["bash", str(ROOT / "tests" / "slurm" / "stop.sh")], capture_output=True, text=True,
+                       timeout=120)
+        started.unlink()

@@ -25,7 +25,7 @@ import yaml
 
 from climb.compute.device import FAKE_GPUS_ENV
 from climb.compute.placement import GPU_RULE_SIZES
-from tests.conftest import BIN, CI_CONFIG, ROOT, locked, session_root
+from tests.conftest import BIN, CI_CONFIG, ROOT, SLURM_STARTED, locked, session_root
 
 SLURM_DIR = ROOT / "tests" / "slurm"
 PROFILE = ROOT / "profiles" / "slurm"
@@ -60,34 +60,21 @@ def _start_cluster() -> None:
 
 @pytest.fixture(scope="module")
 def slurm_cluster(tmp_path_factory):
-    """A running single-node SLURM with partitions cpu and gpu: the one already up, or one started here.
-
-    The xdist workers of one test session share it: a file lock and a count of the workers using it (in the
-    session's common temporary folder) let the first start it and the last one out stop it, if the session
-    started it."""
+    """A running single-node SLURM with partitions cpu and gpu: the one already up, or one started here. The xdist
+    workers of one test session share it (a file lock in the session's common temporary folder); one this session
+    started is stopped when the whole session ends (conftest's pytest_sessionfinish), not when these tests do."""
     shared = session_root(tmp_path_factory)
-    users, started = shared / "slurm-users", shared / "slurm-started-here"
     with locked(shared / "slurm.lock"):
         if not _cluster_up():
             _start_cluster()
-            started.touch()
-        users.write_text(str((int(users.read_text()) if users.exists() else 0) + 1))
-    try:
-        node = subprocess.run(["scontrol", "show", "node", "-o"], capture_output=True, text=True, check=True).stdout
-        mem = int(re.search(r"RealMemory=(\d+)", node).group(1))
-        cpus = int(re.search(r"CPUTot=(\d+)", node).group(1))
-        assert mem >= 128000 and cpus >= 8, (
-            f"the running SLURM node (RealMemory={mem}, CPUTot={cpus}) is too small for profiles/slurm's requests; "
-            f"stop it or start one with tests/slurm/start.sh (LOCAL_SLURM_MEM_MB={NODE_MEM_MB} "
-            f"LOCAL_SLURM_CPUS={NODE_CPUS})")
-        yield
-    finally:
-        with locked(shared / "slurm.lock"):
-            left = int(users.read_text()) - 1
-            users.write_text(str(left))
-            if left == 0 and started.exists():
-                subprocess.run(["bash", str(SLURM_DIR / "stop.sh")], capture_output=True, text=True, timeout=120)
-                started.unlink()
+            (shared / SLURM_STARTED).touch()
+    node = subprocess.run(["scontrol", "show", "node", "-o"], capture_output=True, text=True, check=True).stdout
+    mem = int(re.search(r"RealMemory=(\d+)", node).group(1))
+    cpus = int(re.search(r"CPUTot=(\d+)", node).group(1))
+    assert mem >= 128000 and cpus >= 8, (
+        f"the running SLURM node (RealMemory={mem}, CPUTot={cpus}) is too small for profiles/slurm's requests; "
+        f"stop it or start one with tests/slurm/start.sh (LOCAL_SLURM_MEM_MB={NODE_MEM_MB} "
+        f"LOCAL_SLURM_CPUS={NODE_CPUS})")
 
 
 def scontrol_jobs(prefix: str) -> list[dict[str, str]]:
