@@ -182,11 +182,10 @@ def missing_from_caches(config: Mapping[str, Any]) -> list[str]:
     tasks = [t for t in run_tasks(config) if t not in _BUILT and t not in overrides]
     if not tasks:
         return missing
-    from lm_eval.tasks import TaskManager
-
     from climb.proxy.evaluate import include_paths
+    from climb.proxy.task_index import task_manager
 
-    manager = TaskManager(include_path=include_paths(config["evaluation"]), include_defaults=True)
+    manager = task_manager(include_paths(config["evaluation"]), include_defaults=True)
     for task in tasks:
         datasets = _task_dataset(manager, task)
         if not datasets and task not in manager.all_tasks:

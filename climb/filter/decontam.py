@@ -154,14 +154,13 @@ def load_task_texts(task_names: Sequence[str], include_path: str | Path | Sequen
 
     lm-eval resolves ``data_files`` against the working directory, as it does when it evaluates.
     """
-    from lm_eval.tasks import TaskManager
+    from climb.proxy.task_index import task_manager
 
     if not task_names:
         return {}
     if isinstance(include_path, (str, Path)):
         include_path = [str(include_path)]
-    manager = TaskManager(include_path=list(include_path) if include_path else None,
-                          include_defaults=include_defaults or not include_path)
+    manager = task_manager(list(include_path) if include_path else None, include_defaults or not include_path)
     unknown = [name for name in task_names if name not in manager.all_tasks]
     if unknown:
         raise DecontamError(f"decontam: unknown lm-eval task(s) {unknown} (include path {include_path}, "

@@ -65,12 +65,12 @@ def task_manager(config: dict, names: list[str] | None = None) -> Any:
     ``config`` is the whole pipeline config (its ``evaluation`` and ``targets`` sections are read); ``names``
     defaults to every task of every configured target.
     """
-    from lm_eval.tasks import TaskManager
+    from climb.proxy.task_index import task_manager as cached_task_manager
 
     settings = config["evaluation"]
     names = task_names(config["targets"]) if names is None else names
     need_defaults = bool(set(names) - _local_task_names(settings))
-    manager = TaskManager(include_path=include_paths(settings), include_defaults=need_defaults)
+    manager = cached_task_manager(include_paths(settings), need_defaults)
     unknown = [n for n in names if n not in manager.all_tasks]
     if unknown:
         raise EvaluationError(f"unknown lm-eval task(s) {unknown}: not stock tasks and not in {include_paths(settings)}")

@@ -1,0 +1,107 @@
+"""lm-eval's index of its own task YAMLs, built once per lm-eval install and kept on disk.
+
+lm-eval's ``TaskManager`` parses every YAML file under ``lm_eval/tasks`` when it is constructed (~14,000 files,
+~6 s on 2 cores), even to look up one task. climb constructs one in the preflight of every Snakemake command on
+a real corpus (dry runs included), in every scoring job of a stock task (arc_easy, piqa, ...: on a GPU node, once
+per proxy) and in the decontamination index. :func:`task_manager` builds the stock part of that index once, saves
+it under ``$CLIMB_CACHE_DIR`` (default ``~/.cache/climb``), and reads it back while the installed lm-eval is the
+same (its version, its path, the install's own record of its files); task folders of the project
+(``evaluation.include_paths``) are indexed each time, as lm-eval does. A cache that cannot be read or written is
+rebuilt or skipped, never an error. Delete the folder after editing lm-eval's installed YAMLs in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from climb.core.io import atomic_open
+
+log = logging.getLogger(__name__)
+
+CACHE_ENV = "CLIMB_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """Where the index is kept: ``$CLIMB_CACHE_DIR``, else ``$XDG_CACHE_HOME/climb``, else ``~/.cache/climb``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "climb"
+
+
+def stock_tasks_dir() -> Path:
+    import lm_eval.tasks
+
+    return Path(lm_eval.tasks.__file__).resolve().parent
+
+
+def _install_stamp(stock: Path) -> str:
+    """The installed lm-eval: version, folder, and the mtime of the install's RECORD (rewritten on reinstall)."""
+    from importlib import metadata
+
+    dist = metadata.distribution("lm_eval")
+    record = next((Path(str(dist.locate_file(f))) for f in (dist.files or []) if f.name == "RECORD"), None)
+    mtime = record.stat().st_mtime_ns if record is not None and record.exists() else 0
+    return f"{dist.version}|{stock}|{mtime}"
+
+
+def _cache_path(stock: Path) -> Path:
+    key = hashlib.sha256(_install_stamp(stock).encode()).hexdigest()[:16]
+    return cache_dir() / f"lm_eval_task_index-{key}.pkl"
+
+
+def _stock_index(build: Any, stock: Path, resolve_includes: bool) -> dict[str, Any]:
+    path = _cache_path(stock)
+    if resolve_includes:
+        with contextlib.suppress(Exception):  # missing, unreadable or from another Python: rebuild it
+            return pickle.loads(path.read_bytes())
+    index = build([stock], resolve_includes=resolve_includes)
+    if resolve_includes:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_open(path, "wb") as fh:
+                pickle.dump(index, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            log.info("lm-eval's task index (%d names) saved to %s", len(index), path)
+        except Exception as err:  # a full disk, a read-only home, a config pickle cannot hold
+            log.warning("lm-eval's task index not saved to %s (%s): it is rebuilt next time", path, err)
+    return index
+
+
+@contextlib.contextmanager
+def _cached_stock_index() -> Iterator[None]:
+    """While inside, lm-eval's ``TaskIndex.build`` reads the stock folder's part from the cache."""
+    from lm_eval.tasks import _index
+
+    original = _index.TaskIndex.build
+    stock = stock_tasks_dir()
+
+    def build(paths, *, resolve_includes=True):  # noqa: ANN001, ANN202 (lm-eval's signature)
+        merged: dict[str, Any] = {}
+        for root in paths:  # in order: a later folder's names replace an earlier one's, as in lm-eval
+            if Path(root).resolve() == stock:
+                merged.update(_stock_index(original, stock, resolve_includes))
+            else:
+                merged.update(original([root], resolve_includes=resolve_includes))
+        return merged
+
+    _index.TaskIndex.build = staticmethod(build)
+    try:
+        yield
+    finally:
+        _index.TaskIndex.build = staticmethod(original)
+
+
+def task_manager(include_path: list[str] | None, include_defaults: bool) -> Any:
+    """``lm_eval.tasks.TaskManager(include_path=..., include_defaults=...)``, its stock index from the cache."""
+    from lm_eval.tasks import TaskManager
+
+    if not include_defaults:
+        return TaskManager(include_path=include_path, include_defaults=False)
+    with _cached_stock_index():
+        return TaskManager(include_path=include_path, include_defaults=True)
