@@ -12,6 +12,7 @@ import re
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from climb.corpus.ingest import IngestError, ingest_shard, summarize_corpus
 from climb.corpus.shards import ShardError, batch_shards, select_fit_shards
@@ -121,3 +122,32 @@ def test_dag_runs_one_job_per_batch_and_runtime_per_input_shard(tmp_path):
         assert f"runtime={60 * len(shard_names)}" in embed, embed  # placement: embed is 60 minutes a shard
         ingest_inputs = text[:text.index(f"output: results/corpus/{batch}.parquet")].rsplit("input:", 1)[1]
         assert sorted(re.findall(r"results/embedded/([\w-]+)\.jsonl", ingest_inputs)) == shard_names, ingest_inputs
+
+
+def _ingest_jobs(dry_run: str) -> set[str]:
+    return set(re.findall(r"output: results/corpus/([\w-]+)\.parquet", dry_run))
+
+
+def test_an_added_shard_reruns_only_the_batches_it_changes(tmp_path):
+    """A real corpus of 12 JSONL shards at 3 per job, ingested; then a 13th shard: a dry run reruns the ingest of
+    the one batch it joins, no other (fixed-size batches would move every later batch)."""
+    names = [f"web-{i:02d}" for i in range(0, 24, 2)]
+    added = "web-13"  # sorts between web-12 and web-14
+    for name in [*names, added]:
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps({"id": f"{name}-{r}", "text": f"{name} row {r}"})
+                                                        + "\n" for r in range(3)))
+    config = tmp_path / "corpus.yaml"
+    config.write_text(yaml.safe_dump({"input": {"shards": [str(tmp_path / f"{n}.jsonl") for n in names],
+                                                "shards_per_job": 3}, "preflight": "off"}))
+    before = batch_shards(names, 3)
+    assert 1 < len(before) < len(names)
+    snakemake(tmp_path, "--cores", "2", "results/corpus/summary.json", configfile=config)
+    assert json.loads((tmp_path / "results/corpus/summary.json").read_text())["kept"] == 3 * len(names)
+
+    config.write_text(yaml.safe_dump({"input": {"shards": [str(tmp_path / f"{n}.jsonl") for n in [*names, added]],
+                                                "shards_per_job": 3}, "preflight": "off"}))
+    after = batch_shards([*names, added], 3)
+    joined = next(batch for batch, members in after.items() if added in members)
+    assert {batch for batch, members in after.items() if before.get(batch) != members} == {joined}
+    dry = snakemake(tmp_path, "-n", "results/corpus/summary.json", configfile=config).stdout
+    assert _ingest_jobs(dry) == {joined}, dry[-3000:]  # one ingest job of 3-4 shards, not the other batches
