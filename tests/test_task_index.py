@@ -11,7 +11,7 @@ INCLUDE = include_paths({})  # the project's own task folder, as scoring passes 
 
 
 def described(manager) -> dict:
-    return {name: (e.kind, str(e.yaml_path), e.cfg, sorted(e.tags)) for name, e in manager.task_index.items()}
+    return {key: (e.name, e.kind, str(e.yaml_path), e.cfg, sorted(e.tags)) for key, e in manager.task_index.items()}
 
 
 @pytest.fixture(scope="module")
@@ -24,11 +24,11 @@ def plain():
 def test_cached_index_is_lm_evals_own(plain, tmp_path, monkeypatch):
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     built = task_manager(INCLUDE, include_defaults=True)  # builds and saves the stock part
-    [saved] = list(cache_dir().glob("lm_eval_task_index-*.pkl"))
+    [saved] = list(cache_dir().glob("lm_eval_task_index-*.json"))
     read = task_manager(INCLUDE, include_defaults=True)  # reads it back
     assert described(built) == plain and described(read) == plain
     assert len(plain) > 5000 and "arc_easy" in plain and "climb_heldout_bpb" in plain
-    assert plain["climb_arc_easy"][1].startswith(INCLUDE[0])  # the project's folder still indexed, after the stock one
+    assert plain["climb_arc_easy"][2].startswith(INCLUDE[0])  # the project's folder still indexed, after the stock one
     assert saved.stat().st_size > 0
     from lm_eval.tasks import _index
 
@@ -38,10 +38,10 @@ def test_cached_index_is_lm_evals_own(plain, tmp_path, monkeypatch):
 def test_a_broken_or_unwritable_cache_is_rebuilt_or_skipped(plain, tmp_path, monkeypatch):
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     task_manager(INCLUDE, include_defaults=True)
-    [saved] = list(cache_dir().glob("lm_eval_task_index-*.pkl"))
-    saved.write_bytes(b"not a pickle")
+    [saved] = list(cache_dir().glob("lm_eval_task_index-*.json"))
+    saved.write_text("{not json")
     assert described(task_manager(INCLUDE, include_defaults=True)) == plain
-    assert saved.read_bytes() != b"not a pickle"  # rewritten
+    assert saved.read_text() != "{not json"  # rewritten
     blocker = tmp_path / "file"
     blocker.write_text("")
     monkeypatch.setenv(CACHE_ENV, str(blocker / "cache"))  # cannot be a folder: nothing saved, still answered

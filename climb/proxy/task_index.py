@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
-import pickle
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,22 +53,38 @@ def _install_stamp(stock: Path) -> str:
 
 def _cache_path(stock: Path) -> Path:
     key = hashlib.sha256(_install_stamp(stock).encode()).hexdigest()[:16]
-    return cache_dir() / f"lm_eval_task_index-{key}.pkl"
+    return cache_dir() / f"lm_eval_task_index-{key}.json"
+
+
+def _to_json(index: dict[str, Any]) -> str:
+    """The index as JSON: its YAML-parsed configs are plain data (a value JSON cannot hold raises TypeError)."""
+    rows = [[key, e.name, e.kind.name, None if e.yaml_path is None else str(e.yaml_path), e.cfg, sorted(e.tags)]
+            for key, e in index.items()]
+    return json.dumps(rows, allow_nan=True)
+
+
+def _from_json(text: str) -> dict[str, Any]:
+    from lm_eval.tasks._index import Entry, Kind
+
+    return {key: Entry(name=name, kind=Kind[kind], yaml_path=None if path is None else Path(path), cfg=cfg,
+                       tags=set(tags))
+            for key, name, kind, path, cfg, tags in json.loads(text)}
 
 
 def _stock_index(build: Any, stock: Path, resolve_includes: bool) -> dict[str, Any]:
     path = _cache_path(stock)
     if resolve_includes:
-        with contextlib.suppress(Exception):  # missing, unreadable or from another Python: rebuild it
-            return pickle.loads(path.read_bytes())
+        with contextlib.suppress(Exception):  # missing, unreadable, or written by another lm-eval: rebuild it
+            return _from_json(path.read_text(encoding="utf-8"))
     index = build([stock], resolve_includes=resolve_includes)
     if resolve_includes:
         try:
+            text = _to_json(index)
             path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_open(path, "wb") as fh:
-                pickle.dump(index, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            with atomic_open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
             log.info("lm-eval's task index (%d names) saved to %s", len(index), path)
-        except Exception as err:  # a full disk, a read-only home, a config pickle cannot hold
+        except Exception as err:  # a full disk, a read-only home, a config value JSON cannot hold
             log.warning("lm-eval's task index not saved to %s (%s): it is rebuilt next time", path, err)
     return index
 
