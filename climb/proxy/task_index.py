@@ -72,7 +72,10 @@ def _from_json(text: str) -> dict[str, Any]:
 
 
 def _stock_index(build: Any, stock: Path, resolve_includes: bool) -> dict[str, Any]:
-    path = _cache_path(stock)
+    try:
+        path = _cache_path(stock)
+    except Exception:  # an lm-eval without install metadata: no stamp to trust, so no cache
+        return build([stock], resolve_includes=resolve_includes)
     if resolve_includes:
         with contextlib.suppress(Exception):  # missing, unreadable, or written by another lm-eval: rebuild it
             return _from_json(path.read_text(encoding="utf-8"))
