@@ -32,11 +32,13 @@ GPU_RULE_SIZES: dict[str, tuple[int, int]] = {
     "train_target_model": (256000, 1440),   # validation: a 350M target model on 40B tokens (8 GPUs)
     "evaluate_target_model": (64000, 120),  # lm-eval of one target model
 }
-# CPU rules whose size differs from the profile's default-resources (30 minutes, 8 GB).
+# CPU rules whose size differs from the profile's default-resources (30 minutes, 8 GB), and the per-shard CPU rules,
+# whose runtime here is per input shard: a job that runs a batch of them (input.shards_per_job) asks for that many
+# times as long (per_shard_resources).
 CPU_RULE_SIZES: dict[str, tuple[int, int]] = {
-    "ingest": (8000, 30),                   # the per-shard rules' runtimes are per input shard: a job that
-    "score_quality": (8000, 30),            # runs a batch of them (input.shards_per_job) asks for that many
-    "cluster_quality_sums": (8000, 30),     # times as long (per_shard_resources)
+    "ingest": (8000, 30),
+    "score_quality": (8000, 30),
+    "cluster_quality_sums": (8000, 30),
     "decontam": (8000, 30),
     "carve_heldout": (8000, 30),
     "quality_filter": (8000, 30),

@@ -168,6 +168,15 @@ def ingest_shard(input_paths: list[str | Path] | str | Path, corpus_path: str | 
     with atomic_open(rejects_path, "w", encoding="utf-8") as rejects, atomic_path(corpus_path) as tmp_corpus:
         writer = pq.ParquetWriter(tmp_corpus, CORPUS_SCHEMA, compression="zstd")
 
+        def reject(raw: RawRow, reason: str, detail: str, doc_id: str | None = None) -> None:
+            counts.rejected[reason] += 1
+            entry = {"file": path.name, "row": raw.row, "reason": reason, "detail": detail}  # the file being read
+            if doc_id is not None:
+                entry["id"] = doc_id
+            if raw.excerpt:
+                entry["excerpt"] = raw.excerpt
+            rejects.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
+
         def flush() -> None:
             if buffer["id"]:
                 writer.write_table(pa.table(buffer, schema=CORPUS_SCHEMA))
@@ -175,8 +184,69 @@ def ingest_shard(input_paths: list[str | Path] | str | Path, corpus_path: str | 
                     values.clear()
 
         for path in paths:
-            _ingest_file(path, shard_name(path) if len(paths) > 1 else shard, counts, buffer, rejects, flush,
-                         text_field, id_field, origin_field, max_chars, on_too_long, drop_exact_duplicates, batch_rows)
+            name = shard_name(path) if len(paths) > 1 else shard
+            seen_ids: dict[str, int] = {}
+            seen_texts: dict[bytes, tuple[str, int]] = {}
+            for raw in _read_rows(path, text_field, id_field, origin_field, batch_rows):
+                counts.input_rows += 1
+                if raw.reason is not None:
+                    reject(raw, raw.reason, raw.detail)
+                    continue
+                record = raw.record
+                assert record is not None
+                # id
+                value = record.get(id_field) if id_field else None
+                if value is None:
+                    doc_id = f"{name}:{raw.row}"
+                elif isinstance(value, bool) or not isinstance(value, str | int):
+                    reject(raw, "bad_id", f"id field {id_field!r} is a {type(value).__name__}, expected a string or integer")
+                    continue
+                else:
+                    doc_id = str(value)
+                    if not doc_id.strip():
+                        reject(raw, "bad_id", f"id field {id_field!r} is empty")
+                        continue
+                # text
+                if text_field not in record:
+                    reject(raw, "missing_text", f"no field {text_field!r}", doc_id)
+                    continue
+                text = record[text_field]
+                if text is None:
+                    reject(raw, "null_text", f"field {text_field!r} is null", doc_id)
+                    continue
+                if not isinstance(text, str):
+                    reject(raw, "non_string_text", f"field {text_field!r} is a {type(text).__name__}, not a string", doc_id)
+                    continue
+                if not text.strip():
+                    reject(raw, "empty_text", "text is empty or whitespace only", doc_id)
+                    continue
+                if len(text) > max_chars:
+                    if on_too_long == "reject":
+                        reject(raw, "too_long", f"{len(text)} characters > ingest.max_chars={max_chars}", doc_id)
+                        continue
+                    text = text[:max_chars]
+                    counts.truncated += 1
+                # duplicates
+                if doc_id in seen_ids:
+                    reject(raw, "duplicate_id", f"id {doc_id!r} already used at row {seen_ids[doc_id]}", doc_id)
+                    continue
+                if drop_exact_duplicates:
+                    key = _text_key(text)
+                    if key in seen_texts:
+                        first_id, first_row = seen_texts[key]
+                        reject(raw, "duplicate_text", f"same text as id {first_id!r} (row {first_row})", doc_id)
+                        continue
+                    seen_texts[key] = (doc_id, raw.row)
+                seen_ids[doc_id] = raw.row
+                origin = record.get(origin_field) if origin_field else None
+                buffer["id"].append(doc_id)
+                buffer["text"].append(text)
+                buffer["n_chars"].append(len(text))
+                buffer["source"].append(path.name)
+                buffer["origin"].append(origin if isinstance(origin, str) else None)
+                counts.kept += 1
+                if len(buffer["id"]) >= batch_rows:
+                    flush()
         flush()
         writer.close()
         total = counts.kept + sum(counts.rejected.values())
@@ -189,87 +259,12 @@ def ingest_shard(input_paths: list[str | Path] | str | Path, corpus_path: str | 
     return counts
 
 
-def _ingest_file(path: Path, name: str, counts: ShardCounts, buffer: dict[str, list], rejects, flush,
-                 text_field: str, id_field: str | None, origin_field: str | None, max_chars: int, on_too_long: str,
-                 drop_exact_duplicates: bool, batch_rows: int) -> None:
-    """One input shard's rows into ``buffer`` (flushed every ``batch_rows``) or ``rejects``, counted in ``counts``."""
+def _read_rows(path: Path, text_field: str, id_field: str | None, origin_field: str | None,
+               batch_rows: int) -> Iterator[RawRow]:
+    """The rows of one input shard, JSONL (plain, .gz, .zst) or Parquet."""
     if path.name.endswith(".parquet"):
-        columns = [text_field] + [c for c in (id_field, origin_field) if c]
-        rows = read_parquet(path, columns, batch_rows)
-    else:
-        rows = read_jsonl(path)
-    seen_ids: dict[str, int] = {}
-    seen_texts: dict[bytes, tuple[str, int]] = {}
-
-    def reject(raw: RawRow, reason: str, detail: str, doc_id: str | None = None) -> None:
-        counts.rejected[reason] += 1
-        entry = {"file": path.name, "row": raw.row, "reason": reason, "detail": detail}
-        if doc_id is not None:
-            entry["id"] = doc_id
-        if raw.excerpt:
-            entry["excerpt"] = raw.excerpt
-        rejects.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
-
-    for raw in rows:
-        counts.input_rows += 1
-        if raw.reason is not None:
-            reject(raw, raw.reason, raw.detail)
-            continue
-        record = raw.record
-        assert record is not None
-        # id
-        value = record.get(id_field) if id_field else None
-        if value is None:
-            doc_id = f"{name}:{raw.row}"
-        elif isinstance(value, bool) or not isinstance(value, str | int):
-            reject(raw, "bad_id", f"id field {id_field!r} is a {type(value).__name__}, expected a string or integer")
-            continue
-        else:
-            doc_id = str(value)
-            if not doc_id.strip():
-                reject(raw, "bad_id", f"id field {id_field!r} is empty")
-                continue
-        # text
-        if text_field not in record:
-            reject(raw, "missing_text", f"no field {text_field!r}", doc_id)
-            continue
-        text = record[text_field]
-        if text is None:
-            reject(raw, "null_text", f"field {text_field!r} is null", doc_id)
-            continue
-        if not isinstance(text, str):
-            reject(raw, "non_string_text", f"field {text_field!r} is a {type(text).__name__}, not a string", doc_id)
-            continue
-        if not text.strip():
-            reject(raw, "empty_text", "text is empty or whitespace only", doc_id)
-            continue
-        if len(text) > max_chars:
-            if on_too_long == "reject":
-                reject(raw, "too_long", f"{len(text)} characters > ingest.max_chars={max_chars}", doc_id)
-                continue
-            text = text[:max_chars]
-            counts.truncated += 1
-        # duplicates
-        if doc_id in seen_ids:
-            reject(raw, "duplicate_id", f"id {doc_id!r} already used at row {seen_ids[doc_id]}", doc_id)
-            continue
-        if drop_exact_duplicates:
-            key = _text_key(text)
-            if key in seen_texts:
-                first_id, first_row = seen_texts[key]
-                reject(raw, "duplicate_text", f"same text as id {first_id!r} (row {first_row})", doc_id)
-                continue
-            seen_texts[key] = (doc_id, raw.row)
-        seen_ids[doc_id] = raw.row
-        origin = record.get(origin_field) if origin_field else None
-        buffer["id"].append(doc_id)
-        buffer["text"].append(text)
-        buffer["n_chars"].append(len(text))
-        buffer["source"].append(path.name)
-        buffer["origin"].append(origin if isinstance(origin, str) else None)
-        counts.kept += 1
-        if len(buffer["id"]) >= batch_rows:
-            flush()
+        return read_parquet(path, [text_field] + [c for c in (id_field, origin_field) if c], batch_rows)
+    return read_jsonl(path)
 
 
 def _id_hashes(ids: list[str]) -> np.ndarray:
@@ -295,12 +290,11 @@ def check_unique_ids(corpus_paths: list[str]) -> None:
     dup = np.flatnonzero(allh[order][1:] == allh[order][:-1])
     for j in dup:  # a hash collision is possible: confirm with the ids themselves
         a, b = order[j], order[j + 1]
+        same_file = owners[a] == owners[b]  # two input shards batched into one corpus shard
         ids_a = _ids_by_source(corpus_paths[owners[a]])
-        ids_b = ids_a if owners[a] == owners[b] else _ids_by_source(corpus_paths[owners[b]])
-        if owners[a] == owners[b]:
-            common = sorted(i for i, sources in ids_a.items() if len(sources) > 1)
-        else:
-            common = sorted(ids_a.keys() & ids_b.keys())
+        ids_b = ids_a if same_file else _ids_by_source(corpus_paths[owners[b]])
+        common = sorted(i for i, sources in ids_a.items() if len(sources) > 1) if same_file \
+            else sorted(ids_a.keys() & ids_b.keys())
         if common:
             first = common[0]
             where = [f"{corpus_paths[owners[a]]} (from {ids_a[first][0]})",

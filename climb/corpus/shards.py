@@ -63,9 +63,10 @@ def batch_shards(names: list[str], shards_per_job: int) -> dict[str, list[str]]:
     Boundaries are content-defined (as in content-defined chunking): once a batch holds half of
     ``shards_per_job``, an input shard starts a new batch when a hash of its own name says so, chosen so that
     batches hold ``shards_per_job`` on average; a batch never holds more than twice that. A shard added later
-    therefore joins, or splits, the batch it sorts into, and seldom moves a cut after it (tests/test_shard_batches.py
-    measures how far): the other batches keep their names and members and their jobs do not rerun. A batch is named after its first input shard, so with
-    ``shards_per_job`` = 1 every corpus shard is its input shard, under the same name.
+    therefore joins, or splits, the batch it sorts into, and seldom moves a cut after it
+    (tests/test_shard_batches.py measures how far): the other batches keep their names and members and their jobs
+    do not rerun. A batch is named after its first input shard, so with ``shards_per_job`` = 1 every corpus shard
+    is its input shard, under the same name.
     """
     if shards_per_job < 1:
         raise ShardError(f"input.shards_per_job must be >= 1, got {shards_per_job}")

@@ -72,23 +72,23 @@ def _from_json(text: str) -> dict[str, Any]:
 
 
 def _stock_index(build: Any, stock: Path, resolve_includes: bool) -> dict[str, Any]:
+    if not resolve_includes:  # not what TaskManager asks for: nothing cached
+        return build([stock], resolve_includes=False)
     try:
         path = _cache_path(stock)
     except Exception:  # an lm-eval without install metadata: no stamp to trust, so no cache
-        return build([stock], resolve_includes=resolve_includes)
-    if resolve_includes:
-        with contextlib.suppress(Exception):  # missing, unreadable, or written by another lm-eval: rebuild it
-            return _from_json(path.read_text(encoding="utf-8"))
-    index = build([stock], resolve_includes=resolve_includes)
-    if resolve_includes:
-        try:
-            text = _to_json(index)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_open(path, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            log.info("lm-eval's task index (%d names) saved to %s", len(index), path)
-        except Exception as err:  # a full disk, a read-only home, a config value JSON cannot hold
-            log.warning("lm-eval's task index not saved to %s (%s): it is rebuilt next time", path, err)
+        return build([stock], resolve_includes=True)
+    with contextlib.suppress(Exception):  # missing, unreadable, or written by another lm-eval: rebuild it
+        return _from_json(path.read_text(encoding="utf-8"))
+    index = build([stock], resolve_includes=True)
+    try:
+        text = _to_json(index)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        log.info("lm-eval's task index (%d names) saved to %s", len(index), path)
+    except Exception as err:  # a full disk, a read-only home, a config value JSON cannot hold
+        log.warning("lm-eval's task index not saved to %s (%s): it is rebuilt next time", path, err)
     return index
 
 
