@@ -45,8 +45,28 @@ rule all:
     default_target: True
 
 
+# Local runs: the jobs hand their scripts to one interpreter that has imported torch, transformers and lm-eval
+# (climb/core/warm.py; warm_interpreter: false turns it off). Not under SLURM or any other executor.
+WARM = {}
+
+
+onstart:
+    if config["warm_interpreter"] and workflow.local_exec:
+        from climb.core.warm import WarmInterpreter
+
+        WARM["server"] = WarmInterpreter("results/logs/warm_interpreter.log")
+
+
+onerror:
+    if "server" in WARM:
+        WARM.pop("server").stop()
+
+
 onsuccess:
     import os
+
+    if "server" in WARM:
+        WARM.pop("server").stop()
 
     from climb.report.summary import run_summary, write_summary
 

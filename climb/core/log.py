@@ -9,10 +9,17 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from climb.core.warm import hand_over
+
 
 @contextlib.contextmanager
 def log_to(path: str | os.PathLike | None) -> Iterator[None]:
-    """Redirect stdout, stderr (at the file-descriptor level, so C libraries too) and logging to ``path``."""
+    """Redirect stdout, stderr (at the file-descriptor level, so C libraries too) and logging to ``path``.
+
+    Every job script enters this first. On a local run with a warm interpreter (:mod:`climb.core.warm`) the script
+    is handed over to it here and this process exits with the job's status."""
+    if path is not None and (status := hand_over(path)) is not None:
+        raise SystemExit(status)
     if path is None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
         yield
