@@ -46,6 +46,10 @@ def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("warm")
     interpreter = warm.WarmInterpreter(folder / "server.log")
     assert interpreter.ready, (folder / "server.log").read_text()
+    deadline = time.monotonic() + 120  # it takes jobs at once; these tests want the libraries imported
+    while "modules preloaded" not in (folder / "server.log").read_text():
+        assert time.monotonic() < deadline, (folder / "server.log").read_text()
+        time.sleep(0.1)
     yield interpreter
     interpreter.stop()
 

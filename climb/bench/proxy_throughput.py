@@ -1,14 +1,17 @@
 """Throughput of proxy training and of lm-eval scoring, each against a bare PyTorch baseline.
 
-``python -m climb.bench.proxy_throughput [--preset tiny] [--steps 40] [--out bench.json]`` builds a small synthetic corpus
-(tokenizer, packed tokens, two super-clusters) in a temporary folder, then measures:
+``python -m climb.bench.proxy_throughput [--preset tiny] [--steps 40] [--out bench.json]`` builds the embedded default
+in a temporary folder as ``make run`` does (config.yaml over the schema's defaults: its corpus and held-out documents,
+its tokenizer, packed tokens; the documents split over two super-clusters, as the bench needs no clustering), trains an
+embedded-default proxy on it for ``steps`` steps, then measures:
 
 - training: ``train_proxy`` tokens/s (its own timer, after start-up) vs a bare loop with the same model, batch
   shapes, AdamW and step count on random token ids (no sampler, no schedule, no logging);
-- scoring: ``evaluate_proxy`` (lm-eval, start-up included: tasks, model, requests) on the embedded default's target
-  (schema defaults: held-out bits per byte on 60 documents of up to 1,500 characters, and 60 four-way
-  continuation-choice items) tokens/s vs bare ``model(input_ids)`` forward passes over the same token sequences
-  (each document in windows of the model's context; each item's context with each choice), batched the same way.
+- scoring: ``evaluate_proxy`` (lm-eval, start-up included: tasks, model, requests; the interpreter's imports are
+  not, a job's are paid once per run by the warm interpreter) on the embedded default's target (held-out bits per
+  byte on its topic's documents, and the four-way continuation-choice items) tokens/s vs bare ``model(input_ids)``
+  forward passes over the same token sequences (each document in windows of the model's context; each item's
+  context with each choice), batched the same way.
 
 The ratios say what the pipeline's machinery costs over the arithmetic.
 """
@@ -17,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import tempfile
 import time
@@ -27,31 +29,43 @@ import pyarrow as pa
 
 from climb.core.io import write_json, write_parquet
 
-WORDS = ["data", "model", "cluster", "token", "mixture", "proxy", "weight", "score", "train", "loss", "batch", "step", "layer", "sample", "domain", "corpus", "quality", "filter", "merge", "search", "round", "target", "metric", "value", "learning", "rate"]
+
+def embedded_default_config() -> dict:
+    """The embedded default's whole config: config.yaml over the schema's defaults, as the Snakefile makes it."""
+    from snakemake.utils import validate
+
+    from climb.core.config import SCHEMA_PATH, apply_embedded_default
+
+    config: dict = {}
+    apply_embedded_default(config, Path(__file__).resolve().parents[2] / "config.yaml")
+    validate(config, str(SCHEMA_PATH))  # fills in the defaults
+    return config
 
 
-def _synthetic_world(root: Path, n_docs: int, seed: int) -> dict:
+def _embedded_world(root: Path, config: dict) -> None:
+    """The embedded default's corpus, held-out documents, tokenizer and packed tokens under ``root``."""
+    import pyarrow.parquet as pq
+
+    from climb.corpus.embedded_corpus import write_embedded_corpus
     from climb.tokens.packed import tokenize_shard
     from climb.tokens.tokenizer import build_tokenizer
 
-    rng = random.Random(seed)
-    texts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(80, 300))) + "." for _ in range(n_docs)]
-    ids = [f"d{i}" for i in range(n_docs)]
-    write_parquet(root / "corpus.parquet", pa.table({"id": ids, "text": texts}))
-    write_parquet(root / "assign.parquet", pa.table({"id": ids, "cluster": pa.array([i % 2 for i in range(n_docs)],
+    embedded, seed = config["input"]["embedded"], config["seed"]
+    write_embedded_corpus([str(root / "corpus.jsonl")], str(root / "heldout.jsonl"), str(root / "manifest.json"),
+                          embedded["docs_per_topic"], embedded["heldout_per_topic"], embedded["planted_per_kind"],
+                          embedded["min_chars"], embedded["max_chars"], seed)
+    rows = [json.loads(line) for line in (root / "corpus.jsonl").read_text(encoding="utf-8").splitlines()]
+    ids = [r["id"] for r in rows]
+    write_parquet(root / "corpus.parquet", pa.table({"id": ids, "text": [r["text"] for r in rows]}))
+    write_parquet(root / "assign.parquet", pa.table({"id": ids, "cluster": pa.array([i % 2 for i in range(len(ids))],
                                                                                     pa.int32())}))
     write_json(root / "sc.json", {"n_superclusters": 2, "cluster_to_supercluster": {"0": 0, "1": 1},
                                   "superclusters": [{"id": 0, "name": "sc00", "clusters": [0]},
                                                     {"id": 1, "name": "sc01", "clusters": [1]}]})
-    build_tokenizer([str(root / "corpus.parquet")], str(root / "tok"),
-                    {"path": None, "vocab_size": 512, "min_frequency": 2, "sample_docs": n_docs,
-                     "max_chars_per_doc": 4000}, seed)
+    build_tokenizer([str(root / "corpus.parquet")], str(root / "tok"), config["tokenizer"], seed)
     tokenize_shard(str(root / "corpus.parquet"), str(root / "assign.parquet"), str(root / "tok"),
                    str(root / "t.bin"), str(root / "t.idx.parquet"))
-    with open(root / "heldout.jsonl", "w", encoding="utf-8") as fh:  # enough for 60 documents and 60 items
-        for i, text in enumerate(texts[:160]):
-            fh.write(json.dumps({"id": f"h{i}", "text": text[:1500], "topic": "bench"}) + "\n")
-    return {"texts": texts}
+    assert pq.ParquetFile(root / "t.idx.parquet").metadata.num_rows == len(ids)
 
 
 def bare_training(settings: dict, vocab: int, steps: int, seed: int) -> float:
@@ -110,44 +124,40 @@ def bare_forward(proxy_dir: str, texts: list[str], mc_items: list[dict], batch_s
     return n_tokens / (time.perf_counter() - t0), n_tokens
 
 
-def run(preset: str = "tiny", steps: int = 40, seed: int = 0, threads: int = 2) -> dict:
+def run(preset: str = "tiny", steps: int = 40, seed: int = 0, threads: int | None = None) -> dict:
+    """``threads``: of training, scoring and both baselines; by default the embedded default's jobs' (proxy.threads)."""
     import torch
 
-    from climb.core.config import load_schema
     from climb.proxy.evaluate import build_heldout_tasks, evaluate_proxy
     from climb.proxy.train import train_proxy
 
+    config = embedded_default_config()
+    threads = threads or config["proxy"]["threads"]
     torch.set_num_threads(threads)
-    settings = {"preset": preset, "model_overrides": {}, "init_from": None, "seq_len": 128,
-                "max_position_embeddings": None, "batch_size": 16, "micro_batch_size": 16, "tokens": 16 * 128 * steps,
-                "lr": 3e-3, "min_lr_ratio": 0.1, "weight_decay": 0.1, "betas": [0.9, 0.95], "grad_clip": 1.0,
-                "schedule": "cosine", "warmup_fraction": 0.05, "decay_fraction": 0.2, "nproc": 1, "device": "auto",
-                "checkpoint_every": 0}
+    per_step = config["proxy"]["batch_size"] * config["proxy"]["seq_len"]
+    settings = {**config["proxy"], "preset": preset, "tokens": per_step * steps, "nproc": 1, "checkpoint_every": 0}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        _synthetic_world(root, 400, seed)
+        _embedded_world(root, config)
         write_json(root / "w.json", {"weights": {"0": 0.5, "1": 0.5}})
         train_proxy(str(root / "w.json"), [str(root / "t.bin")], [str(root / "t.idx.parquet")], str(root / "sc.json"),
                     [], str(root / "tok"), str(root / "proxy"), str(root / "training.json"), settings, seed, threads)
         training = json.loads((root / "training.json").read_text())
-        schema = load_schema()["properties"]
-        heldout = {**{k: v["default"] for k, v in schema["evaluation"]["properties"]["heldout"]["properties"].items()
-                      if k not in ("carve", "validation_fraction")}, "topic": "bench"}
-        build_heldout_tasks(str(root / "heldout.jsonl"), str(root / "bpb.jsonl"), str(root / "mc.jsonl"), heldout, seed)
-        config = {"evaluation": {"include_paths": [], "data_files": {"climb_heldout_bpb": str(root / "bpb.jsonl"),
-                                                                     "climb_heldout_mc": str(root / "mc.jsonl")},
-                                 "batch_size": 32, "limit": None, "bootstrap_iters": 0, "device": "auto",
-                                 "dtype": "float32", "heldout": heldout},
-                  "targets": schema["targets"]["default"]}  # general: the bpb task, and the choice task at weight 0
-        score = evaluate_proxy(str(root / "proxy"), "general", config, str(root / "score.json"), seed, threads)
+        heldout = config["evaluation"]["heldout"]
+        build_heldout_tasks(str(root / "heldout.jsonl"), str(root / "bpb.jsonl"), str(root / "mc.jsonl"), heldout,
+                            config["seed"])
+        evaluation = {**config["evaluation"], "data_files": {"climb_heldout_bpb": str(root / "bpb.jsonl"),
+                                                             "climb_heldout_mc": str(root / "mc.jsonl")}}
+        score = evaluate_proxy(str(root / "proxy"), "general", {"evaluation": evaluation, "targets": config["targets"]},
+                               str(root / "score.json"), seed, threads)
         bpb_texts = [json.loads(line)["text"] for line in (root / "bpb.jsonl").read_text().splitlines()]
         mc_items = [json.loads(line) for line in (root / "mc.jsonl").read_text().splitlines()]
-        forward_tps, n_tokens = bare_forward(str(root / "proxy"), bpb_texts, mc_items, 32)
+        forward_tps, n_tokens = bare_forward(str(root / "proxy"), bpb_texts, mc_items, evaluation["batch_size"])
         vocab = len(json.loads((root / "tok" / "tokenizer.json").read_text())["model"]["vocab"])
         bare_tps = bare_training(settings, vocab, steps, seed)
     result = {
         "preset": preset, "steps": steps, "threads": threads, "n_params": training["n_params"],
-        "device": training["device"],
+        "device": training["device"], "vocab": vocab, "bpb_documents": len(bpb_texts), "mc_items": len(mc_items),
         "train_tokens_per_s": training["tokens_per_second"], "bare_train_tokens_per_s": round(bare_tps, 1),
         "train_overhead": round(bare_tps / training["tokens_per_second"], 3),
         "score_tokens": n_tokens, "score_seconds_lm_eval": score["seconds"],
@@ -162,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="default: the embedded default's proxy.threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)

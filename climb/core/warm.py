@@ -5,7 +5,7 @@ A job of this workflow is a fresh ``python`` that Snakemake starts on a script. 
 as it should be, but on a local run the same ~5 s of imports (torch, transformers, lm-eval, sentence-transformers)
 is paid by every proxy trained, every proxy scored and every shard embedded: more of the embedded default's
 job-seconds than scoring itself. So on a local run (``warm_interpreter: true``, the default) Snakemake's
-``onstart`` starts one server and waits while it imports those libraries. Each job's script, on entering
+``onstart`` starts one server, which imports those libraries while it takes jobs. Each job's script, on entering
 :func:`climb.core.log.log_to` (every job script's first act), hands itself over through the server's Unix
 socket: the server forks, the child takes the job's standard streams, working directory, environment and arguments, sets the thread counts
 Snakemake gave the job, and runs the same script file from the top. The job process waits, forwards signals,
@@ -217,64 +217,82 @@ def _run_child(request: dict, fds: list[int], server_sockets: list[socket.socket
             os._exit(status)
 
 
+class _Server:
+    """The listening socket and the jobs running in children (pid -> the job's connection)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path + ".tmp")
+        os.rename(path + ".tmp", path)  # jobs see the socket only once it takes connections
+        self.listener.listen(64)
+        self.wake_read, self.wake_write = socket.socketpair()  # a finished child wakes the loop at once
+        self.wake_write.setblocking(False)
+        signal.set_wakeup_fd(self.wake_write.fileno())
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.running: dict[int, socket.socket] = {}
+        self.last = time.monotonic()
+
+    def step(self, timeout: float) -> None:
+        """Start the jobs that connected, kill the children of jobs that are gone, report the children that ended."""
+        readable, _, _ = select.select([self.listener, self.wake_read, *self.running.values()], [], [], timeout)
+        for sock in readable:
+            if sock is self.wake_read:
+                self.wake_read.recv(4096)
+            elif sock is self.listener:
+                self._start(*self.listener.accept())
+            elif not sock.recv(1):  # the job process is gone (killed): so goes its child
+                _kill_group(next(pid for pid, conn in self.running.items() if conn is sock))
+        _reap(self.running)
+
+    def _start(self, conn: socket.socket, _address: object) -> None:
+        try:
+            request, fds = _recv(conn, 3)
+        except (OSError, ConnectionError, ValueError):
+            conn.close()
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            _run_child(request, fds, [self.listener, self.wake_read, self.wake_write, conn, *self.running.values()])
+        for fd in fds:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            _send(conn, {"pid": pid})
+        self.running[pid] = conn
+        self.last = time.monotonic()
+
+    def close(self) -> None:
+        for pid in list(self.running):
+            _kill_group(pid)
+        self.listener.close()
+        Path(self.path).unlink(missing_ok=True)
+
+
 def serve(folder: str, idle_seconds: float = 3600.0) -> None:
-    """Import the libraries, then run the jobs that connect to ``folder``/warm.sock until the parent process is gone."""
+    """Take the jobs that connect to ``folder``/warm.sock until the parent process is gone. The libraries are
+    imported one by one, taking jobs in between: a job that comes early runs with what is imported so far and
+    imports the rest itself, so no job waits for the whole preload."""
     import importlib
 
     parent = os.getppid()
-    for name in PRELOAD:
-        try:
-            module = importlib.import_module(name)
-        except ImportError as err:  # an optional library missing here: its jobs import it themselves
-            log.warning("warm interpreter: %s not preloaded (%s)", name, err)
-            continue
-        for attr in PRELOAD_NAMES.get(name, ()):
-            getattr(module, attr)
-    path = str(Path(folder) / SOCKET_NAME)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path + ".tmp")
-    os.rename(path + ".tmp", path)  # jobs see the socket only once it takes connections
-    listener.listen(64)
-    wake_read, wake_write = socket.socketpair()  # a finished child wakes the loop at once
-    wake_write.setblocking(False)
-    signal.set_wakeup_fd(wake_write.fileno())
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    log.info("warm interpreter ready at %s (process %d)", path, os.getpid())
-    running: dict[int, socket.socket] = {}  # child pid -> its job's connection
-    last = time.monotonic()
+    server = _Server(str(Path(folder) / SOCKET_NAME))
+    log.info("warm interpreter listening at %s (process %d)", server.path, os.getpid())
     try:
-        while os.getppid() == parent and (running or time.monotonic() - last < idle_seconds):
-            readable, _, _ = select.select([listener, wake_read, *running.values()], [], [], 1.0)
-            for sock in readable:
-                if sock is wake_read:
-                    wake_read.recv(4096)
-                elif sock is listener:
-                    conn, _ = listener.accept()
-                    try:
-                        request, fds = _recv(conn, 3)
-                    except (OSError, ConnectionError, ValueError):
-                        conn.close()
-                        continue
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                    pid = os.fork()
-                    if pid == 0:
-                        _run_child(request, fds, [listener, wake_read, wake_write, conn, *running.values()])
-                    for fd in fds:
-                        os.close(fd)
-                    with contextlib.suppress(OSError):
-                        _send(conn, {"pid": pid})
-                    running[pid] = conn
-                    last = time.monotonic()
-                elif not sock.recv(1):  # the job process is gone (killed): so goes its child
-                    pid = next(p for p, c in running.items() if c is sock)
-                    _kill_group(pid)
-            _reap(running)
+        for name in PRELOAD:
+            try:
+                module = importlib.import_module(name)
+                for attr in PRELOAD_NAMES.get(name, ()):
+                    getattr(module, attr)
+            except ImportError as err:  # an optional library missing here: its jobs import it themselves
+                log.warning("warm interpreter: %s not preloaded (%s)", name, err)
+            server.step(0)
+        log.info("warm interpreter: %d modules preloaded", len(PRELOAD))
+        while os.getppid() == parent and (server.running or time.monotonic() - server.last < idle_seconds):
+            server.step(1.0)
     finally:
-        for pid in list(running):
-            _kill_group(pid)
-        listener.close()
-        Path(path).unlink(missing_ok=True)
+        server.close()
 
 
 def _kill_group(pid: int) -> None:
@@ -303,11 +321,11 @@ def _reap(running: dict[int, socket.socket]) -> None:
 # --- the Snakefile's side -------------------------------------------------------------------------------------------
 
 class WarmInterpreter:
-    """A server started for one local run, waited for until it takes jobs (its imports, ~5-10 s); ``stop()`` ends
-    it. The jobs find it through :data:`ENV_SOCKET`; one that does not come up within ``timeout`` seconds is
-    stopped, with a warning, and the run goes on without it."""
+    """A server started for one local run, waited for until it listens (well under a second; it imports the
+    libraries while taking jobs); ``stop()`` ends it. The jobs find it through :data:`ENV_SOCKET`; one that does not
+    come up within ``timeout`` seconds is stopped, with a warning, and the run goes on without it."""
 
-    def __init__(self, log_path: str | os.PathLike, timeout: float = 120.0):
+    def __init__(self, log_path: str | os.PathLike, timeout: float = 60.0):
         self.folder = tempfile.mkdtemp(prefix="climb-warm-")  # short: a Unix socket path has ~100 bytes
         self.log_path = Path(log_path)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -322,8 +340,8 @@ class WarmInterpreter:
         self.ready = path.exists()
         if self.ready:
             os.environ[ENV_SOCKET] = json.dumps([socket.gethostname(), sys.prefix, str(path)])
-            print(f"climb: warm interpreter ready in {time.monotonic() - t0:.1f} s (local jobs skip the torch, "
-                  "transformers and lm-eval imports; warm_interpreter: false turns it off)", file=sys.stderr)
+            print("climb: local jobs run in a warm interpreter (they skip the torch, transformers and lm-eval imports; "
+                  "warm_interpreter: false turns it off)", file=sys.stderr)
         else:
             print(f"climb: warning: the warm interpreter did not come up (see {self.log_path}); every job starts "
                   "its own interpreter", file=sys.stderr)
