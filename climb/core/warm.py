@@ -116,6 +116,9 @@ def hand_over(log_path: str | os.PathLike | None = None) -> int | None:
     except (OSError, ConnectionError):
         sock.close()
         return None
+    if "pid" not in started:  # declined (see _Server._start): this job runs as usual
+        sock.close()
+        return None
     child = started["pid"]
 
     def forward(signum: int, _frame: object) -> None:
@@ -251,6 +254,13 @@ class _Server:
         except (OSError, ConnectionError, ValueError):
             conn.close()
             return
+        if _cuda_initialized():  # a CUDA context does not survive fork: this job runs in its own interpreter
+            with contextlib.suppress(OSError):
+                _send(conn, {"declined": "CUDA is initialised in the warm interpreter"})
+            conn.close()
+            for fd in fds:
+                os.close(fd)
+            return
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -293,6 +303,11 @@ def serve(folder: str, idle_seconds: float = 3600.0) -> None:
             server.step(1.0)
     finally:
         server.close()
+
+
+def _cuda_initialized() -> bool:
+    torch = sys.modules.get("torch")
+    return bool(torch is not None and torch.cuda.is_initialized())
 
 
 def _kill_group(pid: int) -> None:
