@@ -303,6 +303,7 @@ def serve(folder: str, idle_seconds: float = 3600.0) -> None:
             server.step(1.0)
     finally:
         server.close()
+        shutil.rmtree(folder, ignore_errors=True)  # its own temporary folder, also when its Snakemake was killed
 
 
 def _cuda_initialized() -> bool:
