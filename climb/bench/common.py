@@ -73,6 +73,20 @@ def newsgroup_texts(n: int, min_chars: int = 200) -> list[str]:
     return texts
 
 
+def full_config(embedded_default: bool = False) -> dict[str, Any]:
+    """Every key at the schema's default, as Snakemake's ``validate`` fills them in; with ``embedded_default``,
+    config.yaml's values under them first, as the Snakefile applies the embedded default."""
+    from snakemake.utils import validate
+
+    from climb.core.config import SCHEMA_PATH, apply_embedded_default
+
+    config: dict[str, Any] = {}
+    if embedded_default:
+        apply_embedded_default(config, ROOT / "config.yaml")
+    validate(config, str(SCHEMA_PATH))
+    return config
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or b == 0:
         return None

@@ -14,22 +14,23 @@ import numpy as np
 import pyarrow as pa
 import yaml
 
-from climb.bench.common import ROOT, ItemResult, Row, Skip, newsgroup_texts, peak_rss, ratio, shared_file, timed
+from climb.bench.common import (
+    ROOT,
+    ItemResult,
+    Row,
+    Skip,
+    full_config,
+    newsgroup_texts,
+    peak_rss,
+    ratio,
+    shared_file,
+    timed,
+)
 from climb.core.io import save_npy, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 THREADS = 2
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")  # this environment's, for every Snakemake the items run
-
-
-def _defaults() -> dict:
-    from snakemake.utils import validate
-
-    from climb.core.config import SCHEMA_PATH
-
-    config: dict = {}
-    validate(config, str(SCHEMA_PATH))
-    return config
 
 
 def _texts(n: int) -> tuple[list[str], str]:
@@ -54,7 +55,7 @@ def embed(size: str, tmp: Path) -> ItemResult:
     from climb.cluster.embeddings import embed_shard, resolve_model_path
 
     n, repeats = {"tiny": (32, 1), "small": (160, 2), "full": (2000, 3)}[size]
-    cfg = _defaults()["embed"]
+    cfg = full_config()["embed"]
     texts, source = _texts(n)
     corpus = tmp / "embed_corpus.parquet"
     write_parquet(corpus, pa.table({"id": [f"d{i}" for i in range(n)], "text": texts}))
@@ -518,7 +519,7 @@ def quality(size: str, tmp: Path) -> ItemResult:
     data = shared_file("dclm_quality", "majority_data.jsonl")
     rows = [json.loads(line) for line in data.read_text().splitlines() if line.strip()]
     texts, labels = [r["text"] for r in rows], [int(r["label"]) for r in rows]
-    config = _defaults()
+    config = full_config()
     q, criteria = config["quality"], config["quality"]["criteria"]
     per_topic = {"tiny": 20, "small": 60, "full": 100}[size]
     corpus, _ = build_corpus(per_topic, 0, max(5, per_topic // 3), 200, 1000, 11)

@@ -27,19 +27,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from climb.bench.common import full_config
 from climb.core.io import write_json, write_parquet
-
-
-def embedded_default_config() -> dict:
-    """The embedded default's whole config: config.yaml over the schema's defaults, as the Snakefile makes it."""
-    from snakemake.utils import validate
-
-    from climb.core.config import SCHEMA_PATH, apply_embedded_default
-
-    config: dict = {}
-    apply_embedded_default(config, Path(__file__).resolve().parents[2] / "config.yaml")
-    validate(config, str(SCHEMA_PATH))  # fills in the defaults
-    return config
 
 
 def _embedded_world(root: Path, config: dict) -> None:
@@ -131,7 +120,7 @@ def run(preset: str = "tiny", steps: int = 40, seed: int = 0, threads: int | Non
     from climb.proxy.evaluate import build_heldout_tasks, evaluate_proxy
     from climb.proxy.train import train_proxy
 
-    config = embedded_default_config()
+    config = full_config(embedded_default=True)
     threads = threads or config["proxy"]["threads"]
     torch.set_num_threads(threads)
     per_step = config["proxy"]["batch_size"] * config["proxy"]["seq_len"]
