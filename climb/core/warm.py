@@ -7,8 +7,8 @@ is paid by every proxy trained, every proxy scored and every shard embedded: mor
 job-seconds than scoring itself. So on a local run (``warm_interpreter: true``, the default) Snakemake's
 ``onstart`` starts one server, which imports those libraries while it takes jobs. Each job's script, on entering
 :func:`climb.core.log.log_to` (every job script's first act), hands itself over through the server's Unix
-socket: the server forks, the child takes the job's standard streams, working directory, environment and arguments, sets the thread counts
-Snakemake gave the job, and runs the same script file from the top. The job process waits, forwards signals,
+socket: the server forks, the child takes the job's standard streams, working directory, environment and
+arguments, sets the thread counts Snakemake gave the job, and runs the same script file from the top. The job process waits, forwards signals,
 and exits with the child's status. Outputs are the same bytes: the same code runs on the same inputs.
 
 Never used where it would run a job outside its place: not under SLURM (``SLURM_JOB_ID``), not in another Python
@@ -130,16 +130,13 @@ def hand_over(log_path: str | os.PathLike | None = None) -> int | None:
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(signum, forward)
-    while True:
-        try:
-            finished, _ = _recv(sock)
-            break
-        except InterruptedError:
-            continue
-        except ConnectionError:  # the server died: the child's fate is unknown
-            print(f"climb: the warm interpreter ({address}) went away while running this job", file=sys.stderr)
-            return 1
-    sock.close()
+    try:
+        finished, _ = _recv(sock)  # a forwarded signal interrupts recv, which Python then resumes (PEP 475)
+    except ConnectionError:  # the server died: the child's fate is unknown
+        print(f"climb: the warm interpreter ({address}) went away while running this job", file=sys.stderr)
+        return 1
+    finally:
+        sock.close()
     if log_path is not None:
         with open(log_path, "a", encoding="utf-8") as fh:
             fh.write(f"ran in the warm interpreter (process {child}): {finished['cpu_seconds']:.1f} s CPU, "
