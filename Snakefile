@@ -51,9 +51,12 @@ WARM = {}
 
 
 onstart:
-    if config["warm_interpreter"] and workflow.local_exec:
-        from climb.core.warm import WarmInterpreter
+    import os
 
+    from climb.core.warm import ENV_SOCKET, WarmInterpreter
+
+    os.environ.pop(ENV_SOCKET, None)  # this run's own server or none: not one inherited (an outer run's, a test's)
+    if config["warm_interpreter"] and workflow.local_exec:
         WARM["server"] = WarmInterpreter("results/logs/warm_interpreter.log")
 
 

@@ -157,8 +157,10 @@ def test_the_server_stops_with_its_snakemake(tmp_path):
 
 
 @pytest.mark.slow
-def test_outputs_are_the_same_bytes_without_it(pipeline, pipeline_copy, tmp_path):
-    """The session's run (warm, the default) and a rerun of an embedding and a proxy without it."""
+def test_outputs_are_the_same_bytes_without_it(pipeline, pipeline_copy, tmp_path, server):
+    """The session's run (warm, the default) and a rerun of an embedding and a proxy without it. The rerun's
+    Snakemake inherits another server's ENV_SOCKET (the module's, set in this process): its jobs must not use it."""
+    assert warm.ENV_SOCKET in os.environ
     shard, mix = "results/embed/embedded-000.npy", "results/search/pool/mix0"
     logs = [Path("results/logs/embed/embedded-000.log"), Path("results/logs/search/pool/mix0/train_proxy.log"),
             Path("results/logs/search/pool/mix0/evaluate_general.log")]
