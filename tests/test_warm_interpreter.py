@@ -21,12 +21,15 @@ from tests.conftest import snakemake
 JOB = """
 import json, os, sys, time
 preloaded = "torch" in sys.modules  # a fresh interpreter has not imported torch at this point
+from climb.core.warm import PRELOAD
+not_preloaded = [name for name in (*PRELOAD, "scipy.io") if name not in sys.modules]
+renamings = getattr(sys.modules.get("transformers.conversion_mapping"), "_checkpoint_conversion_mapping_cache", None)
 from climb.core.log import log_to
 with log_to("job.log"):  # here a job is handed over; inside, stdout and stderr go to the log
     import torch
     report = {"pid": os.getpid(), "child": os.environ.get("CLIMB_WARM_CHILD"), "cwd": os.getcwd(),
               "argv": sys.argv[1:], "marker": os.environ.get("JOB_MARKER"), "threads": torch.get_num_threads(),
-              "preloaded": preloaded}
+              "preloaded": preloaded, "not_preloaded": not_preloaded, "renamings_built": renamings is not None}
     with open("report.json", "w") as fh:
         json.dump(report, fh)
     if "exit3" in sys.argv:
@@ -76,6 +79,8 @@ def test_a_job_runs_in_the_warm_interpreter_as_itself(server, tmp_path):
     code, report, err, proc = run_job(tmp_path, "a", "b")
     assert code == 0, err
     assert report["child"] == "1" and report["preloaded"], report  # ran in a child of the server, torch imported
+    # and the rest a job's first call would import or build (datasets' scipy.io, transformers' renaming table)
+    assert report["not_preloaded"] == [] and report["renamings_built"], report
     assert report["pid"] != proc.pid
     assert report["cwd"] == str(tmp_path) and report["argv"] == ["a", "b"] and report["marker"] == "job-env"
     assert report["threads"] == 1  # OMP_NUM_THREADS of the job, not the server's default
