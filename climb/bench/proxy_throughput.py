@@ -97,7 +97,7 @@ def scored_sequences(tok, texts: list[str], mc_items: list[dict], window: int) -
 
 
 def bare_forward(proxy_dir: str, texts: list[str], mc_items: list[dict], batch_size: int) -> tuple[float, int]:
-    """Tokens/s of plain forward passes over the scored sequences, shortest first, in batches."""
+    """Seconds of plain forward passes over the scored sequences, shortest first, in batches, and their tokens."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -114,7 +114,7 @@ def bare_forward(proxy_dir: str, texts: list[str], mc_items: list[dict], batch_s
             width = max(len(p) for p in group)
             x = torch.tensor([p + [tok.eos_token_id] * (width - len(p)) for p in group])
             torch.log_softmax(model(input_ids=x).logits.float(), dim=-1)
-    return n_tokens / (time.perf_counter() - t0), n_tokens
+    return time.perf_counter() - t0, n_tokens
 
 
 def fresh_job(spec_path: str) -> None:
@@ -135,8 +135,8 @@ def fresh_job(spec_path: str) -> None:
         seconds = evaluate_proxy(**spec["arguments"])["seconds"]
         result = {"seconds": seconds}
     else:
-        tokens_per_s, tokens = bare_forward(**spec["arguments"])
-        result = {"seconds": round(tokens / tokens_per_s, 3), "tokens": tokens}
+        seconds, tokens = bare_forward(**spec["arguments"])
+        result = {"seconds": seconds, "tokens": tokens}
     write_json(spec["result"], result)
 
 
@@ -201,7 +201,7 @@ def run(preset: str = "tiny", steps: int = 40, seed: int = 0, threads: int | Non
         "score_seconds_lm_eval_each": lm_eval_seconds,
         "score_tokens_per_s_lm_eval": round(n_tokens / score_seconds, 1),
         "bare_forward_tokens_per_s": round(forward_tps, 1),
-        "bare_forward_seconds_each": forward_seconds,
+        "bare_forward_seconds_each": [round(s, 3) for s in forward_seconds],
         "score_overhead": round(forward_tps / (n_tokens / score_seconds), 3),
     }
     return result

@@ -1,15 +1,15 @@
 """The warm interpreter: a local run's jobs skip the interpreter start-up and the torch / transformers / lm-eval
 imports they would each pay.
 
-A job of this workflow is a fresh ``python`` that Snakemake starts on a script. On GPU nodes under SLURM that is
-as it should be, but on a local run the same ~5 s of imports (torch, transformers, lm-eval, sentence-transformers)
-is paid by every proxy trained, every proxy scored and every shard embedded: more of the embedded default's
-job-seconds than scoring itself. So on a local run (``warm_interpreter: true``, the default) Snakemake's
-``onstart`` starts one server, which imports those libraries while it takes jobs. Each job's script, on entering
-:func:`climb.core.log.log_to` (every job script's first act), hands itself over through the server's Unix
-socket: the server forks, the child takes the job's standard streams, working directory, environment and
-arguments, sets the thread counts Snakemake gave the job, and runs the same script file from the top. The job process waits, forwards signals,
-and exits with the child's status. Outputs are the same bytes: the same code runs on the same inputs.
+A job of this workflow is a fresh ``python`` that Snakemake starts on a script. On GPU nodes under SLURM that is as
+it should be, but on a local run the same ~5 s of imports (torch, transformers, lm-eval, sentence-transformers) is
+paid by every proxy trained, every proxy scored and every shard embedded: more of the embedded default's job-seconds
+than scoring itself. So on a local run (``warm_interpreter: true``, the default) Snakemake's ``onstart`` starts one
+server, which imports those libraries while it takes jobs. Each job's script, on entering
+:func:`climb.core.log.log_to` (every job script's first act), hands itself over through the server's Unix socket:
+the server forks, the child takes the job's standard streams, working directory, environment and arguments, sets the
+thread counts Snakemake gave the job, and runs the same script file from the top. The job process waits, forwards
+signals, and exits with the child's status. Outputs are the same bytes: the same code runs on the same inputs.
 
 Never used where it would run a job outside its place: not under SLURM (``SLURM_JOB_ID``), not in another Python
 environment (a conda or container job), not on another host, not when the server is gone (a job then runs
@@ -41,8 +41,9 @@ from pathlib import Path
 ENV_SOCKET = "CLIMB_WARM_SOCKET"  # set by the Snakefile's onstart for the jobs of a local run
 ENV_CHILD = "CLIMB_WARM_CHILD"  # set in a forked child: its script runs here, not handed over again
 SOCKET_NAME = "warm.sock"
+log = logging.getLogger(__name__)
 
-# What the server imports before it takes jobs: the libraries whose import is most of a job's start-up.
+# What the server imports (between jobs, as it starts): the libraries whose import is most of a job's start-up.
 PRELOAD = (
     "numpy", "pyarrow.parquet", "torch", "faiss", "transformers", "lm_eval.evaluator", "lm_eval.models.huggingface",
     "lm_eval.tasks", "sentence_transformers", "snakemake.script", "snakemake.iocontainers", "climb.proxy.train",
@@ -87,7 +88,6 @@ def preload() -> Iterator[str]:
         yield warm_up.__name__
 
 
-log = logging.getLogger(__name__)
 _HEADER = struct.Struct("!Q")
 
 
