@@ -187,3 +187,32 @@ def test_init_from_a_pretrained_checkpoint(world, tmp_path):
     build_model(SETTINGS, 100, seed=0).save_pretrained(tmp_path / "small")
     with pytest.raises(ProxyError, match="vocabulary 100 is smaller than the tokenizer's 400"):
         build_model({**SETTINGS, "init_from": str(tmp_path / "small")}, 400, seed=0)
+
+
+TRAIN_IN_A_PROCESS = """
+import json, logging, sys
+import climb.proxy.train as train
+logging.basicConfig(level=logging.INFO)
+if sys.argv[2] == "default":  # glibc's own allocator: large tensors mapped afresh every step
+    train.keep_freed_memory = lambda: False
+train.train_proxy(**json.loads(sys.argv[1]))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_kept_freed_memory_trains_the_same_bytes(world, tmp_path):
+    """A CPU proxy job keeps its freed memory for reuse (climb/compute/allocator.py): the same model bytes as with
+    glibc's default, and the job says so in its log."""
+    logs = {}
+    for mode in ("default", "kept"):
+        arguments = {"weights_path": weights_file(tmp_path / "w.json", {0: 0.5, 2: 0.5}), "bin_paths": world.bins,
+                     "idx_paths": world.idxs, "superclusters_path": world.superclusters, "filter_paths": [],
+                     "tokenizer_dir": world.tokenizer, "out_dir": str(tmp_path / mode),
+                     "curve_path": str(tmp_path / f"{mode}.json"), "settings": SETTINGS, "seed": 5, "threads": 1}
+        proc = subprocess.run([sys.executable, "-c", TRAIN_IN_A_PROCESS, json.dumps(arguments), mode],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        logs[mode] = proc.stderr
+    assert "glibc malloc" in logs["kept"] and "glibc malloc" not in logs["default"]
+    kept, default = ((tmp_path / m / "model.safetensors").read_bytes() for m in ("kept", "default"))
+    assert kept == default

@@ -185,13 +185,15 @@ def proxy(size: str, tmp: Path) -> ItemResult:
     return ItemResult("proxy", rows=[
         Row("proxy training tokens/s (preset tiny)", r["train_tokens_per_s"], r["bare_train_tokens_per_s"],
             train_ratio, "", None, f"the embedded default's proxy ({r['n_params']:,} params, vocabulary {r['vocab']}), "
-            f"{steps} steps, {r['threads']} thread(s); bare AdamW loop on the same shapes"),
+            f"{steps} steps, {r['threads']} thread(s); bare AdamW loop on the same shapes, both keeping freed memory "
+            f"(climb/compute/allocator.py); the bare loop with glibc's default: {r['bare_train_default_tokens_per_s']}"),
         Row("lm-eval scoring tokens/s, start-up included", r["score_tokens_per_s_lm_eval"],
             r["bare_forward_tokens_per_s"], score_ratio, ">= 0.7", None if score_ratio is None else score_ratio >= 0.7,
             f"{r['score_seconds_lm_eval']} s per proxy for {r['score_tokens']} tokens (the embedded default's target: "
             f"bits per byte on {r['bpb_documents']} held-out documents, {r['mc_items']} four-way items) vs bare "
             f"forward passes over the same sequences; best of {r['score_repeats']} fresh scoring jobs "
-            f"{r['score_seconds_lm_eval_each']} s, bare {r['bare_forward_seconds_each']} s"),
+            f"{r['score_seconds_lm_eval_each']} s, bare {r['bare_forward_seconds_each']} s, both keeping freed memory; "
+            f"the bare passes with glibc's default {r['bare_forward_default_seconds_each']} s"),
     ], details=r)
 
 

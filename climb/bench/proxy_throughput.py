@@ -15,6 +15,11 @@ embedded-default proxy on it for ``steps`` steps, then measures:
   done once per run for all jobs: imports, transformers' renaming table); so do the bare forward passes (the
   model's loading not counted). Best of ``repeats`` fresh processes, both sides.
 
+The jobs run torch on the CPU with glibc keeping freed memory for reuse (:mod:`climb.compute.allocator`). The ratios
+compare like with like: the bare loop and the bare forward passes run with the same setting. The bare passes also run
+with glibc's default, as a bare script would (``bare_forward_default_*``), and so does a bare training loop in a
+fresh process (``bare_train_default_tokens_per_s``): what the setting is worth.
+
 The ratios say what the pipeline's machinery costs over the arithmetic.
 """
 
@@ -120,10 +125,11 @@ def bare_forward(proxy_dir: str, texts: list[str], mc_items: list[dict], batch_s
 def fresh_job(spec_path: str) -> None:
     """One measurement in a process of its own, started where a job of ``make run`` starts: the warm interpreter's
     preload (:func:`climb.core.warm.preload`), then a scoring (``evaluate_proxy``, which times itself from its start
-    to its scores) or the bare forward passes. ``spec_path``: JSON of the job, its arguments, the thread count and
-    where the result goes."""
+    to its scores), the bare forward passes or a bare training loop. ``spec_path``: JSON of the job, its arguments,
+    the thread count, the allocator setting and where the result goes."""
     import torch
 
+    from climb.compute.allocator import keep_freed_memory
     from climb.core.warm import preload
     from climb.proxy.evaluate import evaluate_proxy
 
@@ -131,18 +137,24 @@ def fresh_job(spec_path: str) -> None:
         pass
     spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
     torch.set_num_threads(spec["threads"])
+    if spec.get("keep_freed_memory"):  # as the jobs do (evaluate_proxy does it itself)
+        keep_freed_memory()
     if spec["job"] == "score":
         seconds = evaluate_proxy(**spec["arguments"])["seconds"]
         result = {"seconds": seconds}
+    elif spec["job"] == "train":
+        result = {"tokens_per_s": bare_training(**spec["arguments"])}
     else:
         seconds, tokens = bare_forward(**spec["arguments"])
         result = {"seconds": seconds, "tokens": tokens}
     write_json(spec["result"], result)
 
 
-def fresh_runs(job: str, arguments: dict, threads: int, repeats: int, folder: Path) -> list[dict]:
+def fresh_runs(job: str, arguments: dict, threads: int, repeats: int, folder: Path,
+               keep_freed_memory: bool = True) -> list[dict]:
     """``repeats`` runs of :func:`fresh_job`, each in a new interpreter."""
-    spec = {"job": job, "arguments": arguments, "threads": threads, "result": str(folder / f"{job}.result.json")}
+    spec = {"job": job, "arguments": arguments, "threads": threads, "keep_freed_memory": keep_freed_memory,
+            "result": str(folder / f"{job}.result.json")}
     write_json(folder / f"{job}.spec.json", spec)
     results = []
     for _ in range(repeats):
@@ -159,12 +171,14 @@ def run(preset: str = "tiny", steps: int = 40, seed: int = 0, threads: int | Non
     """``threads``: of training, scoring and both baselines; by default the embedded default's jobs' (proxy.threads)."""
     import torch
 
+    from climb.compute.allocator import keep_freed_memory
     from climb.proxy.evaluate import build_heldout_tasks
     from climb.proxy.train import train_proxy
 
     config = full_config(embedded_default=True)
     threads = threads or config["proxy"]["threads"]
     torch.set_num_threads(threads)
+    keep_freed_memory()  # train_proxy would set it for this process; set before either side is timed
     per_step = config["proxy"]["batch_size"] * config["proxy"]["seq_len"]
     settings = {**config["proxy"], "preset": preset, "tokens": per_step * steps, "nproc": 1, "checkpoint_every": 0}
     with tempfile.TemporaryDirectory() as tmp:
@@ -185,24 +199,32 @@ def run(preset: str = "tiny", steps: int = 40, seed: int = 0, threads: int | Non
         lm_eval_seconds = [r["seconds"] for r in fresh_runs("score", arguments, threads, repeats, root)]
         bpb_texts = [json.loads(line)["text"] for line in (root / "bpb.jsonl").read_text().splitlines()]
         mc_items = [json.loads(line) for line in (root / "mc.jsonl").read_text().splitlines()]
-        forwards = fresh_runs("forward", {"proxy_dir": str(root / "proxy"), "texts": bpb_texts, "mc_items": mc_items,
-                                          "batch_size": evaluation["batch_size"]}, threads, repeats, root)
+        passes = {"proxy_dir": str(root / "proxy"), "texts": bpb_texts, "mc_items": mc_items,
+                  "batch_size": evaluation["batch_size"]}
+        forwards = fresh_runs("forward", passes, threads, repeats, root)
+        forwards_default = fresh_runs("forward", passes, threads, repeats, root, keep_freed_memory=False)
         n_tokens = forwards[0]["tokens"]
         forward_seconds = [r["seconds"] for r in forwards]
+        forward_default_seconds = [r["seconds"] for r in forwards_default]
         vocab = len(json.loads((root / "tok" / "tokenizer.json").read_text())["model"]["vocab"])
         bare_tps = bare_training(settings, vocab, steps, seed)
+        bare_default_tps = fresh_runs("train", {"settings": settings, "vocab": vocab, "steps": steps, "seed": seed},
+                                      threads, 1, root, keep_freed_memory=False)[0]["tokens_per_s"]
     score_seconds, forward_tps = min(lm_eval_seconds), n_tokens / min(forward_seconds)
     result = {
         "preset": preset, "steps": steps, "threads": threads, "n_params": training["n_params"],
         "device": training["device"], "vocab": vocab, "bpb_documents": len(bpb_texts), "mc_items": len(mc_items),
         "train_tokens_per_s": training["tokens_per_second"], "bare_train_tokens_per_s": round(bare_tps, 1),
         "train_overhead": round(bare_tps / training["tokens_per_second"], 3),
+        "bare_train_default_tokens_per_s": round(bare_default_tps, 1),
         "score_tokens": n_tokens, "score_repeats": repeats, "score_seconds_lm_eval": score_seconds,
         "score_seconds_lm_eval_each": lm_eval_seconds,
         "score_tokens_per_s_lm_eval": round(n_tokens / score_seconds, 1),
         "bare_forward_tokens_per_s": round(forward_tps, 1),
         "bare_forward_seconds_each": [round(s, 3) for s in forward_seconds],
         "score_overhead": round(forward_tps / (n_tokens / score_seconds), 3),
+        "bare_forward_default_tokens_per_s": round(n_tokens / min(forward_default_seconds), 1),
+        "bare_forward_default_seconds_each": [round(s, 3) for s in forward_default_seconds],
     }
     return result
 

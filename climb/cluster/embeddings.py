@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from climb.compute.allocator import keep_freed_memory
 from climb.compute.device import resolve_device
 from climb.core.io import atomic_path
 
@@ -69,6 +70,8 @@ def embed_shard(corpus_path: str | Path, out_path: str | Path, model: str = PACK
     pf = pq.ParquetFile(corpus_path)
     n_rows = pf.metadata.num_rows
     encoder = load_encoder(model, device, max_seq_length, trust_remote_code, config_kwargs)
+    if encoder.device.type == "cpu":
+        keep_freed_memory()
     dim = encoder.get_sentence_embedding_dimension()
     log.info("embedding %d documents of %s with %s (dim %d, device %s)", n_rows, corpus_path, model, dim,
              encoder.device)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from climb.compute.allocator import keep_freed_memory
 from climb.core.io import write_json, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -230,8 +231,10 @@ def evaluate_proxy(proxy_dir: str, target: str, config: dict, out_path: str, see
         check_answers_fit(local, proxy_dir, settings["limit"])
     device = "cuda" if cuda else "cpu"
     dtype = settings["dtype"] if settings["dtype"] != "auto" else ("bfloat16" if cuda else "float32")
-    if threads and not cuda:
-        torch.set_num_threads(threads)
+    if not cuda:
+        keep_freed_memory()
+        if threads:
+            torch.set_num_threads(threads)
     raw = run_lm_eval(proxy_dir, loaded, device, dtype, settings, seed)
     seconds = time.perf_counter() - t0
     if raw is None:

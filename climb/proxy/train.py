@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from climb.compute.allocator import keep_freed_memory
 from climb.core.config import section_keys
 from climb.core.io import atomic_path, write_json
 from climb.search.mixture_file import read_mixture_weights
@@ -237,6 +238,7 @@ def _worker(args: dict) -> None:
     else:
         device = torch.device("cpu")
         torch.set_num_threads(max(1, args["threads"] // world))
+        keep_freed_memory()  # each step's 32 MiB logits would otherwise be mapped and zero-filled afresh
     if world > 1:
         dist.init_process_group("nccl" if use_cuda else "gloo")
     try:
