@@ -14,6 +14,7 @@ if not config["input"]["shards"]:
         params:
             settings=get_result_settings("input.embedded"),
             seed=config["seed"],
+        threads: 2  # parses the installed packages' source files in 2 processes
         log:
             "results/logs/build_embedded_corpus.log",
         benchmark:

@@ -13,4 +13,5 @@ with log_to(snakemake.log[0]):
         min_chars=s["min_chars"],
         max_chars=s["max_chars"],
         seed=snakemake.params.seed,
+        processes=snakemake.threads,
     )

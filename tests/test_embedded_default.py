@@ -48,3 +48,37 @@ def test_each_planted_kind_sits_in_clusters_it_dominates(default_pipeline):
         report[kind] = dominated / total
     print("share of each planted kind in clusters it dominates:", report)
     assert all(share > 0.5 for share in report.values()), report
+
+
+def test_definitions_are_found_in_ast_walks_order():
+    """The corpus build walks only statements for functions and classes: the same nodes, in ast.walk's order."""
+    import ast
+    import sysconfig
+    from pathlib import Path
+
+    from climb.corpus.embedded_corpus import _definitions
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(stdlib.glob("*.py"))[:80] + sorted((stdlib / "asyncio").glob("*.py"))
+    found = 0
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        expected = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)]
+        assert list(_definitions(tree)) == expected, path
+        found += len(expected)
+    assert found > 1000
+    # definitions under if/try/with/match and inside functions and classes, which an expression walk would skip
+    source = ("if x:\n    def a(): pass\ntry:\n    class B:\n        def c(self):\n            def d(): pass\n"
+              "except E:\n    def e(): pass\nwith f:\n    def g(): pass\nmatch y:\n    case 1:\n        def h(): pass\n")
+    names = [n.name for n in _definitions(ast.parse(source))]
+    assert sorted(names) == list("Bacdegh")
+
+
+def test_passages_are_the_same_in_two_processes(monkeypatch):
+    from climb.corpus import embedded_corpus
+
+    monkeypatch.setattr(embedded_corpus, "TOPICS", {"text": ["textwrap", "difflib", "string"],
+                                                    "web": ["json", "email", "http"]})
+    one = embedded_corpus.natural_documents(200, 2000, processes=1)
+    assert one == embedded_corpus.natural_documents(200, 2000, processes=2)
+    assert all(len(texts) > 10 for texts in one.values())

@@ -14,12 +14,16 @@ import ast
 import hashlib
 import importlib.util
 import logging
+import multiprocessing
 import random
 import re
 import string
 import sysconfig
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from climb.core.io import write_json, write_jsonl
@@ -88,13 +92,30 @@ def _module_files(module: str) -> list[Path]:
     return []
 
 
+_DEFINITION = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+_HOLDS_STATEMENTS = ast.stmt | ast.excepthandler | ast.match_case  # a definition sits only in their bodies
+
+
+def _definitions(tree: ast.Module) -> Iterator[ast.AST]:
+    """The functions and classes of a module in ``ast.walk``'s order (breadth first), without walking expressions:
+    they hold no definition, and walking them was most of the corpus build's time."""
+    queue = deque([tree])
+    while queue:
+        node = queue.popleft()
+        for field in node._fields:
+            value = getattr(node, field, None)
+            if isinstance(value, list):
+                queue.extend(child for child in value if isinstance(child, _HOLDS_STATEMENTS))
+        if isinstance(node, _DEFINITION):
+            yield node
+
+
 def _docstrings(path: Path) -> Iterator[str]:
     try:
         tree = ast.parse(path.read_text(encoding="utf-8", errors="strict"))
     except (SyntaxError, UnicodeDecodeError, ValueError):
         return
-    nodes = [tree, *(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef))]
-    for node in nodes:
+    for node in [tree, *_definitions(tree)]:
         doc = ast.get_docstring(node, clean=True)
         if doc:
             yield doc
@@ -113,7 +134,7 @@ def _prose(doc: str, min_chars: int, max_chars: int) -> str | None:
         if sum(ln.lstrip().startswith((">>>", "...")) for ln in lines) > 0 or any(_RST_NOISE.match(ln) for ln in lines):
             continue
         text = " ".join(ln.strip() for ln in lines)
-        letters = sum(c.isalpha() or c.isspace() for c in text)
+        letters = sum(map(str.isalpha, text)) + sum(map(str.isspace, text))  # no character is both
         if letters / len(text) < 0.85 or len(text.split()) < 6:
             continue
         paragraphs.append(text)
@@ -126,21 +147,34 @@ def _prose(doc: str, min_chars: int, max_chars: int) -> str | None:
     return out if len(out) >= min_chars else None
 
 
-def natural_documents(min_chars: int, max_chars: int) -> dict[str, list[str]]:
-    """topic -> distinct prose passages, in a stable order (module, file, position)."""
+def _passages(path: Path, min_chars: int, max_chars: int) -> list[str]:
+    """The prose passages of one source file's docstrings, in order."""
+    return [text for doc in _docstrings(path) if (text := _prose(doc, min_chars, max_chars))]
+
+
+def natural_documents(min_chars: int, max_chars: int, processes: int = 1) -> dict[str, list[str]]:
+    """topic -> distinct prose passages, in a stable order (module, file, position). ``processes`` > 1 parses the
+    source files in that many processes (parsing is most of the time); the passages and their order are the same."""
+    files = {topic: [path for module in modules for path in _module_files(module)] for topic, modules in TOPICS.items()}
+    every_file = [path for paths in files.values() for path in paths]
+    if processes > 1:
+        # forked: a spawned process would re-run the job's script (its __main__); this job runs no thread pools
+        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+            parsed = iter(pool.map(partial(_passages, min_chars=min_chars, max_chars=max_chars), every_file,
+                                   chunksize=16))
+    else:
+        parsed = (_passages(path, min_chars, max_chars) for path in every_file)
     seen: set[str] = set()
     by_topic: dict[str, list[str]] = {}
-    for topic, modules in TOPICS.items():
+    for topic, paths in files.items():
         texts: list[str] = []
-        for module in modules:
-            for path in _module_files(module):
-                for doc in _docstrings(path):
-                    text = _prose(doc, min_chars, max_chars)
-                    if text and text not in seen:
-                        seen.add(text)
-                        texts.append(text)
+        for _ in paths:
+            for text in next(parsed):
+                if text not in seen:
+                    seen.add(text)
+                    texts.append(text)
         by_topic[topic] = texts
-        log.info("topic %s: %d passages from %d modules", topic, len(texts), len(modules))
+        log.info("topic %s: %d passages from %d modules", topic, len(texts), len(TOPICS[topic]))
     return by_topic
 
 
@@ -255,12 +289,12 @@ def _doc_id(text: str) -> str:
 
 
 def build_corpus(docs_per_topic: int, heldout_per_topic: int, planted_per_kind: int, min_chars: int,
-                 max_chars: int, seed: int) -> tuple[list[Document], list[Document]]:
+                 max_chars: int, seed: int, processes: int = 1) -> tuple[list[Document], list[Document]]:
     """The corpus documents (shuffled) and the held-out natural documents (for evaluation tasks)."""
     rng = random.Random(seed)
     corpus: list[Document] = []
     heldout: list[Document] = []
-    for topic, texts in natural_documents(min_chars, max_chars).items():
+    for topic, texts in natural_documents(min_chars, max_chars, processes).items():
         texts = list(texts)
         random.Random(f"{seed}/{topic}").shuffle(texts)
         held, kept = texts[:heldout_per_topic], texts[heldout_per_topic:heldout_per_topic + docs_per_topic]
@@ -277,9 +311,11 @@ def build_corpus(docs_per_topic: int, heldout_per_topic: int, planted_per_kind: 
 
 def write_embedded_corpus(shard_paths: list[str], heldout_path: str, manifest_path: str, docs_per_topic: int,
                           heldout_per_topic: int, planted_per_kind: int, min_chars: int, max_chars: int,
-                          seed: int) -> None:
-    """Build the embedded default corpus and write it as JSONL shards (round-robin), held-out set and manifest."""
-    corpus, heldout = build_corpus(docs_per_topic, heldout_per_topic, planted_per_kind, min_chars, max_chars, seed)
+                          seed: int, processes: int = 1) -> None:
+    """Build the embedded default corpus and write it as JSONL shards (round-robin), held-out set and manifest;
+    ``processes`` parse the source files (the same bytes whatever their number)."""
+    corpus, heldout = build_corpus(docs_per_topic, heldout_per_topic, planted_per_kind, min_chars, max_chars, seed,
+                                   processes)
     n = len(shard_paths)
     for i, path in enumerate(shard_paths):
         write_jsonl(path, [{"id": d.id, "text": d.text, "origin": d.origin} for d in corpus[i::n]])
