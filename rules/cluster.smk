@@ -11,7 +11,7 @@ rule embed:
         "results/embed/{shard}.npy",
     params:
         settings=get_result_settings("embed"),
-    threads: 2
+    threads: get_embed_threads()
     resources:
         **shard_resources("embed", gpus_for(config["embed"]["device"])),
     log:
