@@ -9,6 +9,10 @@ from climb.core.config import SEARCH_STRATEGIES, STRATEGIES, result_settings
 from climb.corpus.shards import batch_shards, embedded_shards, resolve_shards, select_fit_shards
 
 EMBEDDED_DIR = "results/embedded"
+# Priority of the search loop's rules (pool, replicates, proxies, scores, round predictor and proposals): each round
+# waits for the last proxy of the one before, so whenever a core frees its ready jobs go before side work (the
+# baselines' final mixtures, reports). Snakemake's default priority is 0.
+SEARCH_LOOP_PRIORITY = 1
 
 
 def get_result_settings(section, exclude=()):

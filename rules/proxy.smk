@@ -49,6 +49,7 @@ rule train_proxy:
     threads: config["proxy"]["threads"]
     resources:
         **job_resources("train_proxy", gpus_for(config["proxy"]["device"], config["proxy"]["nproc"])),
+    priority: SEARCH_LOOP_PRIORITY
     log:
         "results/logs/search/{mixdir}/train_proxy.log",
     benchmark:
@@ -72,6 +73,7 @@ rule evaluate_proxy:
     threads: config["proxy"]["threads"]
     resources:
         **job_resources("evaluate_proxy", gpus_for(config["evaluation"]["device"])),
+    priority: SEARCH_LOOP_PRIORITY
     log:
         "results/logs/search/{mixdir}/evaluate_{target}.log",
     benchmark:

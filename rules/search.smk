@@ -17,6 +17,7 @@ rule sample_pool_mixture:
     wildcard_constraints:
         i=r"\d+",
     localrule: True
+    priority: SEARCH_LOOP_PRIORITY
     log:
         "results/logs/search/pool/mix{i}/sample.log",
     benchmark:
@@ -35,6 +36,7 @@ rule natural_replicate:
     wildcard_constraints:
         j=r"\d+",
     localrule: True
+    priority: SEARCH_LOOP_PRIORITY
     log:
         "results/logs/search/pool/replicate{j}/write.log",
     benchmark:
@@ -53,6 +55,7 @@ rule contrast_replicate:
     wildcard_constraints:
         j=r"[1-9]\d*",
     localrule: True
+    priority: SEARCH_LOOP_PRIORITY
     log:
         "results/logs/search/pool/contrast{j}/write.log",
     benchmark:
@@ -75,6 +78,7 @@ rule fit_round_predictor:
         seed=config["seed"],
     wildcard_constraints:
         r=r"\d+",
+    priority: SEARCH_LOOP_PRIORITY
     log:
         "results/logs/search/{target}/round{r}/fit_predictor.log",
     benchmark:
@@ -96,6 +100,7 @@ rule propose_round:
         seed=config["seed"],
     wildcard_constraints:
         r=r"[2-9]|[1-9]\d+",
+    priority: SEARCH_LOOP_PRIORITY
     log:
         "results/logs/search/{target}/round{r}/propose.log",
     benchmark:
@@ -115,6 +120,7 @@ rule split_proposal:
         r=r"[2-9]|[1-9]\d+",
         i=r"\d+",
     localrule: True
+    priority: SEARCH_LOOP_PRIORITY
     log:
         "results/logs/search/{target}/round{r}/mix{i}/split.log",
     benchmark:
