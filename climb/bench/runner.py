@@ -2,6 +2,10 @@
 
 Every figure is measured in this run beside its comparison (ratios side by side in one process, never a
 timed test). Writes the JSON and prints one Markdown table.
+
+The suite's process runs with the allocator setting of the CPU jobs it measures (climb/compute/allocator.py), from the
+start: the first call of a job's function would set it for the whole process, so an item and its baseline, and every
+later item, run with the same one whatever the order.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 
 from climb.bench.common import ROOT, SIZES, ItemResult, Skip
 from climb.bench.items import ITEMS
+from climb.compute.allocator import keep_freed_memory
 from climb.core.io import write_json
 
 log = logging.getLogger("climb.bench")
@@ -123,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     names = parse_only(args.only)
+    keep_freed_memory()
     t0 = time.perf_counter()
     scratch = Path(tempfile.mkdtemp(prefix="climb-bench-"))
     try:
