@@ -11,7 +11,7 @@ import json
 import pytest
 import yaml
 
-from climb.core.config import check_config, config_keys, load_schema
+from climb.core.config import check_config, config_hash, config_keys, load_schema
 from tests.config_recording import TRIGGER_DIRECTIVES, build_dag, recording
 from tests.conftest import CI_CONFIG, ROOT
 
@@ -70,6 +70,19 @@ def test_every_test_value_is_valid_and_not_the_default():
         for when_key, when_value in node.get("x-when", {}).items():
             config = merge(config, nested(when_key, when_value))
         check_config(config)  # raises, naming the key
+
+
+def test_config_hash_follows_the_result_keys_only():
+    """The ClimbMix manifest's config_hash: every result key's test value changes it, no runtime key's does."""
+    from climb.bench.common import full_config
+
+    base = full_config(embedded_default=True)
+    before = config_hash(base)
+    for key, node in KEYS.items():
+        if "x-test-value" not in node:
+            continue
+        changed = config_hash(merge(copy.deepcopy(base), nested(key, node["x-test-value"])))
+        assert (changed != before) == (node["x-effect"] == "result"), f"{key} ({node['x-effect']})"
 
 
 def test_a_new_key_without_a_declaration_fails():

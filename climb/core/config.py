@@ -64,8 +64,22 @@ def _validator(schema_path: str) -> jsonschema.Draft202012Validator:
 
 
 def config_hash(config: dict[str, Any]) -> str:
-    """sha256 of the config's canonical JSON (after defaults are filled in)."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+    """sha256 of the config's result keys (``x-effect: result``, after defaults are filled in) as canonical JSON: what
+    the outputs can depend on. A runtime key (threads, devices, batch sizes, ``warm_interpreter``) leaves it as it is,
+    as it leaves the outputs."""
+    values: dict[str, Any] = {}
+    for key, decl in config_keys().items():
+        if decl.get("x-effect") != "result":
+            continue
+        node: Any = config
+        for part in key.split("."):
+            node = node.get(part, _ABSENT) if isinstance(node, dict) else _ABSENT
+        if node is not _ABSENT:
+            values[key] = node
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
+
+
+_ABSENT = object()
 
 
 # --- result vs runtime keys (the `x-effect` annotation on every key of the schema) ---
