@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -69,17 +70,10 @@ def config_hash(config: dict[str, Any]) -> str:
     as it leaves the outputs."""
     values: dict[str, Any] = {}
     for key, decl in config_keys().items():
-        if decl.get("x-effect") != "result":
-            continue
-        node: Any = config
-        for part in key.split("."):
-            node = node.get(part, _ABSENT) if isinstance(node, dict) else _ABSENT
-        if node is not _ABSENT:
-            values[key] = node
+        if decl.get("x-effect") == "result":
+            with contextlib.suppress(KeyError, TypeError):  # a key without a default, left out
+                values[key] = _section(config, key)
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
-
-
-_ABSENT = object()
 
 
 # --- result vs runtime keys (the `x-effect` annotation on every key of the schema) ---
