@@ -158,3 +158,39 @@ def test_answers_longer_than_the_window_are_a_clear_error(newsgroups, tmp_path):
     with pytest.raises(EvaluationError, match="task climb_piqa: an answer is .* tokens .* context .* is 32 tokens"):
         evaluate_proxy(str(tmp_path / "short"), "piqa", config, str(tmp_path / "x.json"), seed=1)
     assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.slow
+def test_scoring_model_gives_lm_eval_s_scores_from_fewer_tokenizer_calls(newsgroups, tmp_path, monkeypatch):
+    """ProxyScoringLM encodes a loglikelihood call's strings at once: the same results as lm-eval's own HFLM, to the
+    last bit, from one tokenizer call for the multiple-choice task instead of two per request."""
+    from lm_eval.models.huggingface import HFLM
+
+    import climb.proxy.scoring_model
+    from climb.proxy.evaluate import run_lm_eval, task_specs
+    from climb.proxy.scoring_model import ProxyScoringLM
+    from climb.proxy.train import build_model
+    from climb.tokens.tokenizer import load_tokenizer
+
+    proxy = tmp_path / "proxy"
+    build_model({**SETTINGS, "seq_len": 128}, 1024, seed=0).save_pretrained(proxy)
+    tokenizer = load_tokenizer(newsgroups.tokenizer)
+    tokenizer.save_pretrained(proxy)
+    config = eval_config(tmp_path, climb_heldout_bpb=newsgroups.root / "bpb.jsonl",
+                         climb_heldout_mc=newsgroups.root / "mc.jsonl")
+    calls = []
+    encode = type(tokenizer)._encode_plus
+    monkeypatch.setattr(type(tokenizer), "_encode_plus", lambda self, *a, **k: calls.append(1) or encode(self, *a, **k))
+    found = {}
+    for name, model_class in (("ours", ProxyScoringLM), ("lm-eval", HFLM)):
+        monkeypatch.setattr(climb.proxy.scoring_model, "ProxyScoringLM", model_class)
+        names = ["climb_heldout_bpb", "climb_heldout_mc"]
+        manager = task_manager(config, names)
+        tasks = manager.load(task_specs(config, manager, names))
+        calls.clear()
+        raw = run_lm_eval(str(proxy), tasks, "cpu", "float32", config["evaluation"], seed=1)
+        found[name] = (raw["results"], len(calls))
+    assert found["ours"][0] == found["lm-eval"][0]
+    bpb_docs, mc_requests = HELDOUT["max_docs"], HELDOUT["mc_items"] * HELDOUT["mc_choices"]
+    assert found["lm-eval"][1] == bpb_docs + 2 * mc_requests  # HFLM: each string by itself
+    assert found["ours"][1] == bpb_docs + 1, found

@@ -26,8 +26,9 @@ not_preloaded = [name for name in (*PRELOAD, "scipy.io") if name not in sys.modu
 renamings = getattr(sys.modules.get("transformers.conversion_mapping"), "_checkpoint_conversion_mapping_cache", None)
 from climb.core.log import log_to
 with log_to("job.log"):  # here a job is handed over; inside, stdout and stderr go to the log
+    import gc
     import torch
-    report = {"pid": os.getpid(), "child": os.environ.get("CLIMB_WARM_CHILD"), "cwd": os.getcwd(),
+    report = {"gc_frozen": gc.get_freeze_count(), "gc_tracked": len(gc.get_objects()),"pid": os.getpid(), "child": os.environ.get("CLIMB_WARM_CHILD"), "cwd": os.getcwd(),
               "argv": sys.argv[1:], "marker": os.environ.get("JOB_MARKER"), "threads": torch.get_num_threads(),
               "preloaded": preloaded, "not_preloaded": not_preloaded, "renamings_built": renamings is not None}
     with open("report.json", "w") as fh:
@@ -81,6 +82,8 @@ def test_a_job_runs_in_the_warm_interpreter_as_itself(server, tmp_path):
     assert report["child"] == "1" and report["preloaded"], report  # ran in a child of the server, torch imported
     # and the rest a job's first call would import or build (datasets' scipy.io, transformers' renaming table)
     assert report["not_preloaded"] == [] and report["renamings_built"], report
+    # what the server loaded is out of the collector's view: a full collection in the job walks only the job's objects
+    assert report["gc_frozen"] > 100_000 and report["gc_tracked"] < report["gc_frozen"] // 10, report
     assert report["pid"] != proc.pid
     assert report["cwd"] == str(tmp_path) and report["argv"] == ["a", "b"] and report["marker"] == "job-env"
     assert report["threads"] == 1  # OMP_NUM_THREADS of the job, not the server's default

@@ -133,9 +133,9 @@ def objective(results: dict, tasks: list[dict]) -> tuple[float, dict[str, float]
     return total / weight_sum, values
 
 
-def check_answers_fit(tasks: dict[str, Any], proxy_dir: str, limit: int | None = None) -> None:
+def check_answers_fit(tasks: dict[str, Any], proxy_dir: str, limit: int | None = None, tokenizer: Any = None) -> None:
     """Every answer choice of the multiple-choice tasks (their first ``limit`` documents) must fit the proxy's
-    context window (lm-eval asserts it).
+    context window (lm-eval asserts it). ``tokenizer``: the proxy's, already loaded (default: loaded here).
 
     Raises an error naming the task, the longest answer and the settings to change, instead of lm-eval's bare
     assertion deep in a run.
@@ -146,7 +146,7 @@ def check_answers_fit(tasks: dict[str, Any], proxy_dir: str, limit: int | None =
         return
     from climb.tokens.tokenizer import load_tokenizer
 
-    tok = load_tokenizer(proxy_dir)
+    tok = tokenizer if tokenizer is not None else load_tokenizer(proxy_dir)
     for name, task in sorted(tasks.items()):
         if task.OUTPUT_TYPE != "multiple_choice":
             continue
@@ -177,9 +177,11 @@ def training_failure(proxy_dir: str) -> dict | None:
     return dict(training.get("failed") or {"reason": f"{path}: status failed"})
 
 
-def run_lm_eval(proxy_dir: str, loaded: dict, device: str, dtype: str, settings: dict, seed: int) -> dict | None:
-    """lm-eval's ``evaluate`` on the loaded tasks with the proxy as an ``hf`` model, seeded as ``simple_evaluate``
-    seeds it (Python, NumPy, torch and few-shot sampling).
+def run_lm_eval(proxy_dir: str, loaded: dict, device: str, dtype: str, settings: dict, seed: int,
+                tokenizer: Any = None) -> dict | None:
+    """lm-eval's ``evaluate`` on the loaded tasks with the proxy as an ``hf`` model
+    (:class:`climb.proxy.scoring_model.ProxyScoringLM`), seeded as ``simple_evaluate`` seeds it (Python, NumPy, torch
+    and few-shot sampling). ``tokenizer``: the proxy's, already loaded (default: lm-eval loads it, the same way).
 
     Not ``simple_evaluate``: it would load the tasks a second time and, after scoring, describe the environment
     by running ``pip`` and ``nvidia-smi`` in subprocesses (torch's collect_env), paid once per proxy for fields
@@ -188,7 +190,8 @@ def run_lm_eval(proxy_dir: str, loaded: dict, device: str, dtype: str, settings:
     import numpy as np
     import torch
     from lm_eval.evaluator import evaluate
-    from lm_eval.models.huggingface import HFLM
+
+    from climb.proxy.scoring_model import ProxyScoringLM
 
     random.seed(seed)
     np.random.seed(seed)
@@ -197,10 +200,11 @@ def run_lm_eval(proxy_dir: str, loaded: dict, device: str, dtype: str, settings:
         if task.get_config("num_fewshot") is None:
             task.set_config(key="num_fewshot", value=0)
         task.set_fewshot_seed(seed=seed)
-    lm = HFLM(pretrained=proxy_dir, dtype=dtype, trust_remote_code=False, batch_size=settings["batch_size"],
-              device=device)
-    return evaluate(lm=lm, task_dict=loaded, limit=settings["limit"], bootstrap_iters=settings["bootstrap_iters"],
-                    log_samples=False, verbosity=None)
+    lm = ProxyScoringLM(pretrained=proxy_dir, tokenizer=tokenizer, dtype=dtype, trust_remote_code=False,
+                        batch_size=settings["batch_size"], device=device)
+    with torch.inference_mode():
+        return evaluate(lm=lm, task_dict=loaded, limit=settings["limit"], bootstrap_iters=settings["bootstrap_iters"],
+                        log_samples=False, verbosity=None)
 
 
 def evaluate_proxy(proxy_dir: str, target: str, config: dict, out_path: str, seed: int, threads: int | None = None) -> dict:
@@ -219,6 +223,7 @@ def evaluate_proxy(proxy_dir: str, target: str, config: dict, out_path: str, see
                     failed.get("reason"))
         return report
     from climb.compute.device import resolve_device
+    from climb.tokens.tokenizer import load_tokenizer
 
     cuda = resolve_device(settings["device"], "evaluation.device") == "cuda"  # before loading tasks: fail fast
     t0 = time.perf_counter()
@@ -227,15 +232,16 @@ def evaluate_proxy(proxy_dir: str, target: str, config: dict, out_path: str, see
     loaded = manager.load(task_specs(config, manager, names))  # once: checked below and evaluated as they are
     local_names = _local_task_names(settings)  # reads every task YAML of the include paths: once, not per task
     local = {n: task for n, task in loaded["tasks"].items() if n in local_names}
+    tokenizer = load_tokenizer(proxy_dir)  # once, for the check and for lm-eval
     if local:
-        check_answers_fit(local, proxy_dir, settings["limit"])
+        check_answers_fit(local, proxy_dir, settings["limit"], tokenizer)
     device = "cuda" if cuda else "cpu"
     dtype = settings["dtype"] if settings["dtype"] != "auto" else ("bfloat16" if cuda else "float32")
     if not cuda:
         keep_freed_memory()
         if threads:
             torch.set_num_threads(threads)
-    raw = run_lm_eval(proxy_dir, loaded, device, dtype, settings, seed)
+    raw = run_lm_eval(proxy_dir, loaded, device, dtype, settings, seed, tokenizer)
     seconds = time.perf_counter() - t0
     if raw is None:
         raise EvaluationError("lm-eval returned nothing (not rank 0?)")
