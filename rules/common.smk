@@ -13,6 +13,9 @@ EMBEDDED_DIR = "results/embedded"
 # waits for the last proxy of the one before, so whenever a core frees its ready jobs go before side work (the
 # baselines' final mixtures, reports). Snakemake's default priority is 0.
 SEARCH_LOOP_PRIORITY = 1
+# Priority of the report rules (plots and tables): no job waits for them, so a core goes to them only when no other
+# job is ready. At the default they took both cores just before the first proxy, ahead of the dedup jobs it waits for.
+REPORT_PRIORITY = -1
 
 
 def get_result_settings(section, exclude=()):

@@ -14,6 +14,7 @@ rule report_clusters:
     output:
         sizes=report("results/report/cluster_sizes.png", caption="report/cluster_sizes.rst", category="1. Clusters"),
         map=report("results/report/centroid_map.png", caption="report/centroid_map.rst", category="1. Clusters"),
+    priority: REPORT_PRIORITY
     log:
         "results/logs/report/clusters.log",
     benchmark:
@@ -32,6 +33,7 @@ rule report_pruning:
         table=report("results/report/pruning.html", caption="report/pruning_table.rst", category="2. Pruning"),
     params:
         thresholds=config["prune"]["thresholds"],
+    priority: REPORT_PRIORITY
     log:
         "results/logs/report/pruning.log",
     benchmark:
@@ -54,6 +56,7 @@ rule report_quality_scores:
         criteria=config["quality"]["criteria"],
         thresholds=config["prune"]["thresholds"],
         document_thresholds=config["prune"]["document_thresholds"],
+    priority: REPORT_PRIORITY
     log:
         "results/logs/report/quality_scores.log",
     benchmark:
@@ -78,6 +81,7 @@ rule report_superclusters:
     params:
         settings=get_result_settings("report"),
         seed=config["seed"],
+    priority: REPORT_PRIORITY
     log:
         "results/logs/report/superclusters.log",
     benchmark:
@@ -95,6 +99,7 @@ rule report_weights:
         superclusters="results/clusters/superclusters.json",
     output:
         report("results/report/final_vs_prior.png", caption="report/final_vs_prior.rst", category="5. Final mixture"),
+    priority: REPORT_PRIORITY
     log:
         "results/logs/report/weights.log",
     benchmark:
@@ -118,6 +123,7 @@ rule report_search:
                          category="4. Mixture search"),
     params:
         rounds=get_report_search_rounds(),
+    priority: REPORT_PRIORITY
     log:
         "results/logs/report/search.log",
     benchmark:
@@ -134,6 +140,7 @@ rule report_search_signal:
         final=get_export_mixture(),
     output:
         report("results/report/search_signal.html", caption="report/search_signal.rst", category="4. Mixture search"),
+    priority: REPORT_PRIORITY
     log:
         "results/logs/report/search_signal.log",
     benchmark:

@@ -48,18 +48,20 @@ def test_baselines_share_the_pool(tmp_path):
 
 def test_search_loop_goes_before_side_work(tmp_path):
     """Each round waits for the last proxy of the one before: the loop's jobs have the higher priority, the baselines'
-    final mixtures and the reports the default."""
+    final mixtures the default; no job waits for a report, so the reports have the lowest."""
     import re
 
     out = snakemake(tmp_path, "-n", "--cores", "2", configfile=None).stdout
     priority: dict[str, set[int]] = {}
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
         if m := re.match(r"(?:local)?rule (\w+):", block):
-            found = re.search(r"^\s+priority: (\d+)", block, re.M)
+            found = re.search(r"^\s+priority: (-?\d+)", block, re.M)
             priority.setdefault(m.group(1), set()).add(int(found.group(1)) if found else 0)
     loop = ("sample_pool_mixture", "natural_replicate", "contrast_replicate", "train_proxy", "evaluate_proxy")
     assert all(priority[rule] == {1} for rule in loop), priority
-    assert priority["final_mixture"] == {0} and priority["report_search"] == {0}
+    assert priority["final_mixture"] == {0} and priority["dedup"] == {0}
+    reports = [rule for rule in priority if rule.startswith("report_")]
+    assert len(reports) == 7 and all(priority[rule] == {-1} for rule in reports), priority
 
 
 def test_paper_scale_config_if_present(tmp_path):
