@@ -4,6 +4,8 @@
 import functools
 import re
 
+from snakemake.exceptions import WorkflowError
+
 from climb.compute.placement import gpus_for, job_resources, per_shard_resources
 from climb.core.config import SEARCH_STRATEGIES, STRATEGIES, result_settings
 from climb.corpus.shards import batch_shards, embedded_shards, resolve_shards, select_fit_shards
@@ -16,6 +18,16 @@ SEARCH_LOOP_PRIORITY = 1
 # Priority of the report rules (plots and tables): no job waits for them, so a core goes to them only when no other
 # job is ready. At the default they took both cores just before the first proxy, ahead of the dedup jobs it waits for.
 REPORT_PRIORITY = -1
+
+
+def get_spread_threads(n_jobs):
+    """Threads of each of a rule's ``n_jobs`` jobs that can run at once on a local run: the run's cores spread over
+    them, 1 to 8; 1 without --cores (a DAG listing, or an executor: the SLURM profile sets its own, set-threads)."""
+    try:
+        cores = workflow.cores
+    except WorkflowError:
+        cores = 1
+    return max(1, min(8, cores // n_jobs))
 
 
 def get_result_settings(section, exclude=()):

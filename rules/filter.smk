@@ -37,7 +37,7 @@ rule dedup:
         embed=get_all("results/embed/{shard}.npy"),
         n_groups=get_dedup_n_groups(),
         threshold=config["dedup"]["threshold"],
-    threads: 2
+    threads: get_spread_threads(get_dedup_n_groups())  # the groups side by side; at 2 each they ran one at a time
     resources:
         **job_resources("dedup", gpus_for(config["dedup"]["device"])),
     log:

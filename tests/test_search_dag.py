@@ -46,22 +46,37 @@ def test_baselines_share_the_pool(tmp_path):
     assert counts["final_mixture"] == 5
 
 
+def _dry_run_field(workdir, field: str, default: int, *args: str) -> dict[str, set[int]]:
+    """{rule: the values of one numeric field (priority, threads) over its jobs} in the embedded default's dry run."""
+    import re
+
+    out = snakemake(workdir, "-n", *args, configfile=None).stdout
+    values: dict[str, set[int]] = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
+        if m := re.match(r"(?:local)?rule (\w+):", block):
+            found = re.search(rf"^\s+{field}: (-?\d+)", block, re.M)
+            values.setdefault(m.group(1), set()).add(int(found.group(1)) if found else default)
+    return values
+
+
 def test_search_loop_goes_before_side_work(tmp_path):
     """Each round waits for the last proxy of the one before: the loop's jobs have the higher priority, the baselines'
     final mixtures the default; no job waits for a report, so the reports have the lowest."""
-    import re
-
-    out = snakemake(tmp_path, "-n", "--cores", "2", configfile=None).stdout
-    priority: dict[str, set[int]] = {}
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
-        if m := re.match(r"(?:local)?rule (\w+):", block):
-            found = re.search(r"^\s+priority: (-?\d+)", block, re.M)
-            priority.setdefault(m.group(1), set()).add(int(found.group(1)) if found else 0)
+    priority = _dry_run_field(tmp_path, "priority", 0, "--cores", "2")
     loop = ("sample_pool_mixture", "natural_replicate", "contrast_replicate", "train_proxy", "evaluate_proxy")
     assert all(priority[rule] == {1} for rule in loop), priority
     assert priority["final_mixture"] == {0} and priority["dedup"] == {0}
     reports = [rule for rule in priority if rule.startswith("report_")]
     assert len(reports) == 7 and all(priority[rule] == {-1} for rule in reports), priority
+
+
+@pytest.mark.parametrize(("cores", "embed", "dedup"), [(2, 1, 1), (16, 4, 2), (64, 8, 8)])
+def test_a_local_run_spreads_its_cores_over_the_shards_and_dedup_groups(tmp_path, cores, embed, dedup):
+    """The embedded default's 4 embed jobs and 8 dedup groups can all run at once: each gets the cores // jobs (1 to
+    8), so on 2 cores the groups run side by side instead of one at a time with 2 threads each."""
+    threads = _dry_run_field(tmp_path, "threads", 1, "--cores", str(cores))
+    assert threads["embed"] == {embed} and threads["dedup"] == {dedup}, threads
+    assert threads["fit_kmeans"] == {2}  # one job, as before
 
 
 def test_paper_scale_config_if_present(tmp_path):
