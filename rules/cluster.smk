@@ -36,6 +36,7 @@ rule fit_kmeans:
     threads: 2
     resources:
         **job_resources("fit_kmeans", gpus_for({"no": "cpu"}.get(config["cluster"]["gpu"], "auto"))),
+    priority: SEARCH_INPUT_PRIORITY
     log:
         "results/logs/fit_kmeans.log",
     benchmark:

@@ -18,6 +18,10 @@ SEARCH_LOOP_PRIORITY = 1
 # Priority of the report rules (plots and tables): no job waits for them, so a core goes to them only when no other
 # job is ready. At the default they took both cores just before the first proxy, ahead of the dedup jobs it waits for.
 REPORT_PRIORITY = -1
+# Priority of the k-means fit and the tokenizer's training: the first proxy waits for both, and each takes 2 threads,
+# so on a 2-core run it starts only when no 1-thread job holds a core. At the default the quality classifiers and
+# score jobs kept one busy, and the fit started 7 s after its embeddings were done.
+SEARCH_INPUT_PRIORITY = 1
 
 
 def get_spread_threads(n_jobs):

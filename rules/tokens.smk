@@ -13,6 +13,7 @@ rule train_tokenizer:
         settings=get_result_settings("tokenizer"),
         seed=config["seed"],
     threads: 2
+    priority: SEARCH_INPUT_PRIORITY
     log:
         "results/logs/train_tokenizer.log",
     benchmark:

@@ -66,6 +66,8 @@ def test_search_loop_goes_before_side_work(tmp_path):
     loop = ("sample_pool_mixture", "natural_replicate", "contrast_replicate", "train_proxy", "evaluate_proxy")
     assert all(priority[rule] == {1} for rule in loop), priority
     assert priority["final_mixture"] == {0} and priority["dedup"] == {0}
+    # the 2-thread jobs the first proxy waits for go before 1-thread ones that would keep a core from them
+    assert priority["fit_kmeans"] == {1} and priority["train_tokenizer"] == {1}
     reports = [rule for rule in priority if rule.startswith("report_")]
     assert len(reports) == 7 and all(priority[rule] == {-1} for rule in reports), priority
 
