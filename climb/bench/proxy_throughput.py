@@ -11,12 +11,13 @@ embedded-default proxy on it for ``steps`` steps, then measures:
   (held-out bits per byte on its topic's documents, and the four-way continuation-choice items) tokens/s vs bare
   ``model(input_ids)`` forward passes over the same token sequences (each document in windows of the model's
   context; each item's context with each choice), shortest first, in batches of the scoring's size (lm-eval
-  sorts the choice requests so too, but batches a document's windows in the documents' order). Each scoring runs as a job of ``make run``
-  does: in a fresh process that starts where the warm interpreter's jobs start (:func:`climb.core.warm.preload`,
-  done once per run for all jobs: imports, transformers' renaming table, the loaded objects frozen out of the
-  garbage collector's view); so do the bare forward passes (the model's loading not counted). Best of ``repeats``
-  fresh processes, both sides. The scoring is lm-eval's ``evaluate`` with the pipeline's model class
-  (:class:`climb.proxy.scoring_model.ProxyScoringLM`: lm-eval's ``HFLM``, its requests tokenized in one call).
+  sorts the choice requests so too, but batches a document's windows in the documents' order). Each scoring runs as
+  a job of ``make run`` does: in a fresh process that starts where the warm interpreter's jobs start
+  (:func:`climb.core.warm.preload`, done once per run for all jobs: imports, transformers' renaming table, the
+  loaded objects frozen out of the garbage collector's view); so do the bare forward passes (the model's loading
+  not counted). Best of ``repeats`` fresh processes, both sides. The scoring is lm-eval's ``evaluate`` with the
+  pipeline's model class (:class:`climb.proxy.scoring_model.ProxyScoringLM`: lm-eval's ``HFLM``, its requests
+  tokenized in one call).
 
 The jobs run torch on the CPU with glibc keeping freed memory for reuse (:mod:`climb.compute.allocator`). The ratios
 compare like with like: the bare loop and the bare forward passes run with the same setting. The bare passes also run
