@@ -193,4 +193,51 @@ def test_scoring_model_gives_lm_eval_s_scores_from_fewer_tokenizer_calls(newsgro
     assert found["ours"][0] == found["lm-eval"][0]
     bpb_docs, mc_requests = HELDOUT["max_docs"], HELDOUT["mc_items"] * HELDOUT["mc_choices"]
     assert found["lm-eval"][1] == bpb_docs + 2 * mc_requests  # HFLM: each string by itself
-    assert found["ours"][1] == bpb_docs + 1, found
+    assert found["ours"][1] == 2, found  # one call per task
+
+
+def test_scoring_model_scores_token_requests_as_hflm_does(newsgroups, tmp_path):
+    """ProxyScoringLM._loglikelihood_tokens (the log-softmax over the continuations' positions only, the greedy check
+    by maxima) gives HFLM's answers to the last bit: padded batches, contexts cut at the window, greedy and
+    non-greedy continuations, one-token continuations answered by one forward pass, a shared key whose
+    continuations differ in length."""
+    import torch
+    from lm_eval.models.huggingface import HFLM
+
+    from climb.proxy.scoring_model import ProxyScoringLM
+    from climb.proxy.train import build_model
+    from climb.tokens.tokenizer import load_tokenizer
+
+    proxy, vocab = tmp_path / "proxy", 1024
+    model = build_model(SETTINGS, vocab, seed=0).eval()  # a 32-token window
+    model.save_pretrained(proxy)
+    load_tokenizer(newsgroups.tokenizer).save_pretrained(proxy)
+    rng = random.Random(0)
+
+    def greedy_tokens(context: list[int], n: int) -> list[int]:
+        ids = list(context)
+        with torch.inference_mode():
+            for _ in range(n):
+                ids.append(int(model(torch.tensor([ids[-32:]])).logits[0, -1].argmax()))
+        return ids[len(context):]
+
+    def ids(n: int) -> list[int]:
+        return [rng.randrange(3, vocab) for _ in range(n)]
+
+    requests = []
+    for k in range(30):
+        context = ids(rng.randint(1, 45))  # over 32 + 1 tokens: cut from the left
+        continuation = greedy_tokens(context, rng.randint(1, 6)) if k % 3 == 0 else ids(rng.randint(1, 8))
+        requests.append(((f"c{k}", f"x{k}"), context, continuation))
+    shared = ids(12)
+    for k, token in enumerate([*greedy_tokens(shared, 1), *ids(3)]):  # one forward pass for the four
+        requests.append(((f"s{k}", f"t{k}"), shared, [token]))
+    requests += [(("a", "b"), shared[:10], shared[10:]), (("a", "bb"), shared[:11], [shared[11]])]  # one key
+    answers = {}
+    for name, model_class in (("ours", ProxyScoringLM), ("lm-eval", HFLM)):
+        lm = model_class(pretrained=str(proxy), batch_size=8, device="cpu", dtype="float32")
+        answers[name] = lm._loglikelihood_tokens(list(requests), disable_tqdm=True)
+    assert answers["ours"] == answers["lm-eval"]
+    assert len(answers["ours"]) == len(requests)
+    greedy = [is_greedy for _, is_greedy in answers["lm-eval"]]
+    assert 10 <= sum(greedy) < len(requests), greedy  # greedy continuations (every third, and one shared) and not
