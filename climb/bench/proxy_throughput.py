@@ -15,9 +15,9 @@ embedded-default proxy on it for ``steps`` steps, then measures:
   a job of ``make run`` does: in a fresh process that starts where the warm interpreter's jobs start
   (:func:`climb.core.warm.preload`, done once per run for all jobs: imports, transformers' renaming table, the
   loaded objects frozen out of the garbage collector's view); so do the bare forward passes (the model's loading
-  not counted). Best of ``repeats`` fresh processes, both sides. The scoring is lm-eval's ``evaluate`` with the
+  not counted). Best of ``repeats`` fresh processes each, the sides alternating. The scoring is lm-eval's ``evaluate`` with the
   pipeline's model class (:class:`climb.proxy.scoring_model.ProxyScoringLM`: lm-eval's ``HFLM``, its requests
-  tokenized in one call).
+  tokenized in one call and only the scored positions normalized).
 
 The jobs run torch on the CPU with glibc keeping freed memory for reuse (:mod:`climb.compute.allocator`). The ratios
 compare like with like: the bare loop and the bare forward passes run with the same setting. The bare passes also run
@@ -171,7 +171,7 @@ def fresh_runs(job: str, arguments: dict, threads: int, repeats: int, folder: Pa
     return results
 
 
-def run(preset: str = "tiny", steps: int = 40, seed: int = 0, threads: int | None = None, repeats: int = 3) -> dict:
+def run(preset: str = "tiny", steps: int = 40, seed: int = 0, threads: int | None = None, repeats: int = 5) -> dict:
     """``threads``: of training, scoring and both baselines; by default the embedded default's jobs' (proxy.threads)."""
     import torch
 
@@ -200,13 +200,15 @@ def run(preset: str = "tiny", steps: int = 40, seed: int = 0, threads: int | Non
         arguments = {"proxy_dir": str(root / "proxy"), "target": "general", "seed": seed, "threads": threads,
                      "config": {"evaluation": evaluation, "targets": config["targets"]},
                      "out_path": str(root / "score.json")}
-        lm_eval_seconds = [r["seconds"] for r in fresh_runs("score", arguments, threads, repeats, root)]
         bpb_texts = [json.loads(line)["text"] for line in (root / "bpb.jsonl").read_text().splitlines()]
         mc_items = [json.loads(line) for line in (root / "mc.jsonl").read_text().splitlines()]
         passes = {"proxy_dir": str(root / "proxy"), "texts": bpb_texts, "mc_items": mc_items,
                   "batch_size": evaluation["batch_size"]}
-        forwards = fresh_runs("forward", passes, threads, repeats, root)
-        forwards_default = fresh_runs("forward", passes, threads, repeats, root, keep_freed_memory=False)
+        lm_eval_seconds, forwards, forwards_default = [], [], []
+        for _ in range(repeats):  # the sides alternate: a change of the machine's load during the item falls on both
+            lm_eval_seconds += [r["seconds"] for r in fresh_runs("score", arguments, threads, 1, root)]
+            forwards += fresh_runs("forward", passes, threads, 1, root)
+            forwards_default += fresh_runs("forward", passes, threads, 1, root, keep_freed_memory=False)
         n_tokens = forwards[0]["tokens"]
         forward_seconds = [r["seconds"] for r in forwards]
         forward_default_seconds = [r["seconds"] for r in forwards_default]
@@ -239,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--threads", type=int, default=None, help="default: the embedded default's proxy.threads")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=3, help="scoring jobs and bare forward runs; the best counts")
+    parser.add_argument("--repeats", type=int, default=5, help="scoring jobs and bare forward runs; the best counts")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     result = run(args.preset, args.steps, args.seed, args.threads, args.repeats)
