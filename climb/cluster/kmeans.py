@@ -20,6 +20,30 @@ def load_embeddings(path: str | Path) -> np.ndarray:
     return np.load(path, mmap_mode="r")
 
 
+class EmbeddingRows:
+    """A shard's embeddings (``.npy``) read from the file a slice of rows at a time, not mapped: a pass over them
+    holds one slice in memory, where a memory map keeps every page it has read resident in the process (its peak
+    RSS, and what SLURM accounts, then grows with the shard)."""
+
+    def __init__(self, path: str | Path):
+        mapped = load_embeddings(path)  # the header: shape, dtype and where the rows start
+        if mapped.ndim != 2 or not mapped.flags.c_contiguous:
+            raise ValueError(f"{path}: expected a 2-D C-ordered array of embeddings, got shape {mapped.shape}")
+        self.path, self.shape, self.dtype, self.offset = str(path), mapped.shape, mapped.dtype, mapped.offset
+        del mapped
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop, step = rows.indices(self.shape[0])
+        if step != 1:
+            raise IndexError("EmbeddingRows reads contiguous slices of rows only")
+        n, dim = max(stop - start, 0), self.shape[1]
+        return np.fromfile(self.path, dtype=self.dtype, count=n * dim,
+                           offset=self.offset + start * dim * self.dtype.itemsize).reshape(n, dim)
+
+
 def sample_vectors(paths: list[str], sample_size: int, seed: int) -> tuple[np.ndarray, dict[str, int]]:
     """A seeded sample of rows across shards, in proportion to their size, as float32 unit vectors."""
     sizes = [load_embeddings(p).shape[0] for p in paths]
@@ -146,8 +170,9 @@ def fit_kmeans(embedding_paths: list[str], centroids_path: str, report_path: str
     log.info("k-means fit in %.1f s, objective %.4f", time.perf_counter() - start, objective)
 
 
-def nearest_centroids(vectors: np.ndarray, centroids: np.ndarray, batch_rows: int = 65536) -> tuple[np.ndarray, np.ndarray]:
-    """Cluster (int32) and cosine distance (float32) of each vector, in batches."""
+def nearest_centroids(vectors: np.ndarray | EmbeddingRows, centroids: np.ndarray,
+                      batch_rows: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster (int32) and cosine distance (float32) of each vector, in batches of rows."""
     import faiss
 
     index = faiss.IndexFlatIP(centroids.shape[1])
@@ -166,7 +191,7 @@ def assign_shard(corpus_path: str, embeddings_path: str, centroids_path: str, ou
                  batch_rows: int = 65536) -> None:
     """Assign every document of a shard to its nearest centroid: ``id``, ``cluster``, ``distance``."""
     ids = pq.read_table(corpus_path, columns=["id"]).column("id")
-    vectors = load_embeddings(embeddings_path)
+    vectors = EmbeddingRows(embeddings_path)
     if len(ids) != vectors.shape[0]:
         raise ValueError(f"{embeddings_path} has {vectors.shape[0]} rows but {corpus_path} has {len(ids)}: "
                          "re-run the embed rule for this shard")
